@@ -1,0 +1,148 @@
+// Composition: config → database → repositories → UIA engine → handlers →
+// routes. The whole house in one file; nothing else builds these objects.
+
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Knex } from 'knex';
+import type Koa from 'koa';
+import type { Logger } from 'pino';
+import type { Config } from './config/types.js';
+import { PasswordHasher } from './crypto/passwords.js';
+import { generateSigningKey, loadOrCreateSigningKey, type SigningKey } from './crypto/signing-key.js';
+import { dialectOf, migrateToLatest, openDatabase } from './db/database.js';
+import { AccountHandler } from './handlers/account.js';
+import { createAdminUser } from './handlers/admin/bootstrap.js';
+import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-registration.js';
+import { DeviceHandler } from './handlers/devices.js';
+import { LoginHandler } from './handlers/login.js';
+import { RegistrationHandler } from './handlers/registration.js';
+import { ServerInfoHandler } from './handlers/server-info.js';
+import { SessionHandler } from './handlers/sessions.js';
+import { accountRoutes } from './http/routes/account.js';
+import { adminRegisterRoutes } from './http/routes/admin/register.js';
+import { deviceRoutes } from './http/routes/devices.js';
+import { loginRoutes } from './http/routes/login.js';
+import { registerRoutes } from './http/routes/register.js';
+import { serverInfoRoutes } from './http/routes/server-info.js';
+import { createHttpApp } from './http/server.js';
+import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
+import { UiaEngine } from './uia/engine.js';
+import { DummyStage } from './uia/stages/dummy.js';
+import { PasswordStage } from './uia/stages/password.js';
+
+export interface GatehouseOptions {
+  logger: Logger;
+  /** Keep the signing key in memory only (ephemeral servers). */
+  ephemeralKey?: boolean;
+}
+
+export interface Gatehouse {
+  config: Config;
+  db: Knex;
+  http: Koa;
+  signingKey: SigningKey;
+  /** Starts every listener; resolves to the bound addresses. */
+  listen(): Promise<AddressInfo[]>;
+  createAdmin(localpart: string, password: string): Promise<{ user_id: string; access_token: string; device_id: string }>;
+  close(): Promise<void>;
+}
+
+/** How often this process sweeps expired UIA sessions. */
+const UIA_SWEEP_INTERVAL_MS = 60_000;
+
+export async function createGatehouse(config: Config, opts: GatehouseOptions): Promise<Gatehouse> {
+  const { logger } = opts;
+  const db = openDatabase(config.database);
+  const applied = await migrateToLatest(db);
+  if (applied.length) logger.info({ migrations: applied }, 'database migrated');
+
+  let signingKey: SigningKey;
+  if (opts.ephemeralKey) signingKey = generateSigningKey();
+  else {
+    const loaded = loadOrCreateSigningKey(config.signing_key_path);
+    if (loaded.created) logger.info({ path: config.signing_key_path, key_id: loaded.key.keyId }, 'generated a new signing key');
+    signingKey = loaded.key;
+  }
+
+  const hasher = new PasswordHasher(config.argon2);
+  // One SQLite file serves one process, so its buckets can live in memory; PostgreSQL
+  // may have several processes behind it, which must share their buckets.
+  const buckets: BucketStore = dialectOf(db) === 'postgres' ? new DatabaseBucketStore(db) : new MemoryBucketStore();
+  const limiters = {
+    address: new RateLimiter(buckets, 'rc_login.address', config.rc_login.address),
+    account: new RateLimiter(buckets, 'rc_login.account', config.rc_login.account),
+    failedAttempts: new RateLimiter(buckets, 'rc_login.failed_attempts', config.rc_login.failed_attempts),
+    registration: new RateLimiter(buckets, 'rc_registration', config.rc_registration),
+  };
+
+  const uia = new UiaEngine(
+    db,
+    [new DummyStage(), new PasswordStage(config.server_name, hasher, limiters.failedAttempts)],
+    config.ui_auth_session_lifetime,
+  );
+  const sessions = new SessionHandler(db, config);
+  const info = new ServerInfoHandler(config, signingKey);
+  const registration = new RegistrationHandler(db, config, uia, sessions, hasher, limiters.registration);
+  const login = new LoginHandler(db, config, sessions, hasher, limiters);
+  const account = new AccountHandler(db, config, uia, hasher);
+  const devices = new DeviceHandler(db, uia);
+  const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
+
+  const http = createHttpApp({
+    logger,
+    maxBodyBytes: config.max_request_body_size,
+    trustProxy: config.listeners.some((l) => l.x_forwarded),
+    mount(router) {
+      serverInfoRoutes(router, info, sessions, logger);
+      registerRoutes(router, registration);
+      loginRoutes(router, login, sessions, logger);
+      accountRoutes(router, account, sessions, logger);
+      deviceRoutes(router, devices, sessions, logger);
+      adminRegisterRoutes(router, sharedSecret);
+    },
+  });
+
+  const servers: Server[] = [];
+  const sweep = setInterval(() => {
+    uia.expireSessions().catch((err: unknown) => logger.error({ err }, 'UIA session sweep failed'));
+  }, UIA_SWEEP_INTERVAL_MS);
+  sweep.unref();
+
+  return {
+    config,
+    db,
+    http,
+    signingKey,
+    async listen() {
+      const addresses: AddressInfo[] = [];
+      for (const listener of config.listeners) {
+        for (const host of listener.bind_addresses) {
+          const server = http.listen({ port: listener.port, host });
+          servers.push(server);
+          await new Promise<void>((resolve, reject) => {
+            server.once('listening', resolve);
+            server.once('error', reject);
+          });
+          // Keep-alive longer than typical proxies' idle timeouts.
+          server.keepAliveTimeout = 65_000;
+          addresses.push(server.address() as AddressInfo);
+        }
+      }
+      return addresses;
+    },
+    createAdmin: (localpart, password) => createAdminUser(db, config.server_name, hasher, sessions, localpart, password),
+    async close() {
+      clearInterval(sweep);
+      await Promise.all(
+        servers.map(
+          (s) =>
+            new Promise<void>((resolve) => {
+              s.close(() => resolve());
+              s.closeAllConnections();
+            }),
+        ),
+      );
+      await db.destroy();
+    },
+  };
+}

@@ -1,0 +1,342 @@
+// Reads homeserver.yaml, applies defaults and validates it. Every problem is
+// reported with the key's path; unknown keys are warnings, not errors, so a
+// Synapse config carries over (keys for features Gatehouse lacks are ignored).
+
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit } from './types.js';
+import { parseDuration, parseSize } from './units.js';
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  }
+}
+
+type Raw = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Walks one mapping of the raw config, collecting problems instead of throwing at the first. */
+class Section {
+  private readonly seen = new Set<string>();
+  constructor(
+    private readonly raw: Raw,
+    private readonly path: string,
+    private readonly errors: string[],
+  ) {}
+
+  private key(k: string): string {
+    return this.path ? `${this.path}.${k}` : k;
+  }
+
+  private get(k: string): unknown {
+    this.seen.add(k);
+    return this.raw[k];
+  }
+
+  has(k: string): boolean {
+    return this.raw[k] !== undefined && this.raw[k] !== null;
+  }
+
+  /** Marks keys Gatehouse knows but does not act on, so they raise no warning. */
+  accept(...keys: string[]): void {
+    for (const k of keys) this.seen.add(k);
+  }
+
+  string(k: string, fallback: string): string {
+    const v = this.get(k);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'string') {
+      this.errors.push(`${this.key(k)}: expected a string, got ${typeof v}`);
+      return fallback;
+    }
+    return v;
+  }
+
+  optionalString(k: string): string | null {
+    const v = this.get(k);
+    if (v === undefined || v === null) return null;
+    if (typeof v !== 'string') {
+      this.errors.push(`${this.key(k)}: expected a string, got ${typeof v}`);
+      return null;
+    }
+    return v;
+  }
+
+  boolean(k: string, fallback: boolean): boolean {
+    const v = this.get(k);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'boolean') {
+      this.errors.push(`${this.key(k)}: expected true or false, got ${JSON.stringify(v)}`);
+      return fallback;
+    }
+    return v;
+  }
+
+  number(k: string, fallback: number, opts: { integer?: boolean; min?: number; max?: number } = {}): number {
+    const v = this.get(k);
+    if (v === undefined || v === null) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || (opts.integer && !Number.isInteger(v))) {
+      this.errors.push(`${this.key(k)}: expected ${opts.integer ? 'an integer' : 'a number'}, got ${JSON.stringify(v)}`);
+      return fallback;
+    }
+    if ((opts.min !== undefined && v < opts.min) || (opts.max !== undefined && v > opts.max)) {
+      this.errors.push(`${this.key(k)}: ${v} is out of range [${opts.min ?? '-inf'}, ${opts.max ?? 'inf'}]`);
+      return fallback;
+    }
+    return v;
+  }
+
+  duration(k: string, fallback: number | null): number | null {
+    const v = this.get(k);
+    if (v === undefined || v === null) return fallback;
+    const ms = parseDuration(v);
+    if (ms === null) this.errors.push(`${this.key(k)}: expected a duration such as 5m, 1h or 7d, got ${JSON.stringify(v)}`);
+    return ms ?? fallback;
+  }
+
+  size(k: string, fallback: number): number {
+    const v = this.get(k);
+    if (v === undefined || v === null) return fallback;
+    const bytes = parseSize(v);
+    if (bytes === null) this.errors.push(`${this.key(k)}: expected a size such as 512K or 10M, got ${JSON.stringify(v)}`);
+    return bytes ?? fallback;
+  }
+
+  section(k: string): Section {
+    const v = this.get(k);
+    if (v !== undefined && v !== null && !isObject(v)) {
+      this.errors.push(`${this.key(k)}: expected a mapping`);
+      return new Section({}, this.key(k), this.errors);
+    }
+    return new Section(isObject(v) ? v : {}, this.key(k), this.errors);
+  }
+
+  list(k: string): unknown[] | null {
+    const v = this.get(k);
+    if (v === undefined || v === null) return null;
+    if (!Array.isArray(v)) {
+      this.errors.push(`${this.key(k)}: expected a list`);
+      return null;
+    }
+    return v;
+  }
+
+  child(raw: unknown, label: string): Section | null {
+    if (!isObject(raw)) {
+      this.errors.push(`${this.key(label)}: expected a mapping`);
+      return null;
+    }
+    return new Section(raw, this.key(label), this.errors);
+  }
+
+  unknownKeys(): string[] {
+    return Object.keys(this.raw)
+      .filter((k) => !this.seen.has(k))
+      .map((k) => this.key(k));
+  }
+}
+
+function rateLimit(s: Section, fallback: RateLimit): RateLimit {
+  return {
+    per_second: s.number('per_second', fallback.per_second, { min: 0 }),
+    burst_count: s.number('burst_count', fallback.burst_count, { min: 0 }),
+  };
+}
+
+export interface LoadedConfig {
+  config: Config;
+  warnings: string[];
+}
+
+/** Validates an already-parsed config object. `baseDir` anchors relative paths. */
+export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
+  const errors: string[] = [];
+  const sections: Section[] = [];
+  const track = (s: Section) => (sections.push(s), s);
+  const root = track(new Section(isObject(raw) ? raw : {}, '', errors));
+  if (!isObject(raw)) errors.push('the configuration file must be a YAML mapping');
+
+  const serverName = root.string('server_name', '');
+  if (!serverName) errors.push('server_name: required (for example "localhost" or "example.org")');
+  else if (!/^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(serverName))
+    errors.push(`server_name: "${serverName}" is not a valid server name`);
+
+  let publicBaseurl = root.optionalString('public_baseurl');
+  if (publicBaseurl !== null) {
+    try {
+      const u = new URL(publicBaseurl);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+      if (!publicBaseurl.endsWith('/')) publicBaseurl += '/';
+    } catch {
+      errors.push(`public_baseurl: "${publicBaseurl}" is not an http(s) URL`);
+    }
+  }
+
+  const dataDirectory = resolvePath(root.string('data_directory', './data'), baseDir);
+
+  const listeners: Listener[] = [];
+  const rawListeners = root.list('listeners');
+  if (rawListeners === null) {
+    listeners.push({ port: 8008, bind_addresses: ['127.0.0.1'], x_forwarded: false });
+  } else {
+    rawListeners.forEach((l, i) => {
+      const s = root.child(l, `listeners[${i}]`);
+      if (!s) return;
+      track(s);
+      const type = s.string('type', 'http');
+      if (type !== 'http') errors.push(`listeners[${i}].type: only "http" listeners are supported, got "${type}"`);
+      s.accept('tls', 'resources');
+      const addrs = s.list('bind_addresses') ?? ['127.0.0.1'];
+      if (!addrs.every((a) => typeof a === 'string')) errors.push(`listeners[${i}].bind_addresses: expected a list of strings`);
+      listeners.push({
+        port: s.number('port', 8008, { integer: true, min: 0, max: 65535 }),
+        bind_addresses: addrs.filter((a): a is string => typeof a === 'string'),
+        x_forwarded: s.boolean('x_forwarded', false),
+      });
+    });
+    if (listeners.length === 0) errors.push('listeners: at least one listener is needed');
+  }
+
+  const db = track(root.section('database'));
+  const dbName = db.string('name', 'sqlite3');
+  const dbArgs = track(db.section('args'));
+  db.accept('allow_unsafe_locale', 'txn_limit', 'cp_min', 'cp_max');
+  dbArgs.accept('cp_min', 'cp_max', 'keepalives_idle', 'keepalives_interval', 'keepalives_count', 'sslmode');
+  let database: DatabaseConfig;
+  if (dbName === 'sqlite3' || dbName === 'sqlite') {
+    const file = dbArgs.string('database', resolvePath('homeserver.db', dataDirectory));
+    database = { name: 'sqlite3', args: { database: file === ':memory:' ? file : resolvePath(file, baseDir) } };
+  } else if (dbName === 'psycopg2' || dbName === 'postgres' || dbName === 'postgresql') {
+    database = {
+      name: 'postgres',
+      args: {
+        host: dbArgs.string('host', 'localhost'),
+        port: dbArgs.number('port', 5432, { integer: true, min: 1, max: 65535 }),
+        user: dbArgs.string('user', 'gatehouse'),
+        password: dbArgs.optionalString('password'),
+        // Synapse (psycopg2) calls it `database`; libpq also accepts `dbname`.
+        database: dbArgs.string('database', dbArgs.string('dbname', 'gatehouse')),
+      },
+    };
+  } else {
+    errors.push(`database.name: expected "sqlite3" or "psycopg2" (PostgreSQL), got "${dbName}"`);
+    database = { name: 'sqlite3', args: { database: ':memory:' } };
+  }
+
+  const logLevel = root.string('log_level', 'info');
+  const levels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+  if (!(levels as readonly string[]).includes(logLevel))
+    errors.push(`log_level: expected one of ${levels.join(', ')}, got "${logLevel}"`);
+
+  const pw = track(root.section('password_config'));
+  const pol = track(pw.section('policy'));
+  const policy: PasswordPolicy = {
+    enabled: pol.boolean('enabled', false),
+    minimum_length: pol.number('minimum_length', 0, { integer: true, min: 0, max: 512 }),
+    require_digit: pol.boolean('require_digit', false),
+    require_symbol: pol.boolean('require_symbol', false),
+    require_lowercase: pol.boolean('require_lowercase', false),
+    require_uppercase: pol.boolean('require_uppercase', false),
+  };
+  pw.accept('localdb_enabled', 'pepper');
+
+  const a2 = track(root.section('argon2'));
+  const rcLogin = track(root.section('rc_login'));
+  const rcLoginAddr = track(rcLogin.section('address'));
+  const rcLoginAcct = track(rcLogin.section('account'));
+  const rcLoginFail = track(rcLogin.section('failed_attempts'));
+  const rcReg = track(root.section('rc_registration'));
+
+  const sharedSecret = root.optionalString('registration_shared_secret');
+  if (sharedSecret !== null && sharedSecret.length < 8)
+    errors.push('registration_shared_secret: must be at least 8 characters (or leave it out to disable shared-secret registration)');
+
+  const config: Config = {
+    server_name: serverName,
+    public_baseurl: publicBaseurl,
+    listeners,
+    database,
+    data_directory: dataDirectory,
+    signing_key_path: resolvePath(
+      root.string('signing_key_path', resolvePath(`${serverName || 'server'}.signing.key`, dataDirectory)),
+      baseDir,
+    ),
+    log_level: logLevel as Config['log_level'],
+    enable_registration: root.boolean('enable_registration', false),
+    enable_registration_without_verification: root.boolean('enable_registration_without_verification', false),
+    registration_shared_secret: sharedSecret,
+    allow_guest_access: root.boolean('allow_guest_access', false),
+    admin_contact: root.optionalString('admin_contact'),
+    serve_server_wellknown: root.boolean('serve_server_wellknown', false),
+    password_config: { enabled: pw.boolean('enabled', true), policy },
+    argon2: {
+      // What Conduit, tuwunel and MAS use: 19 MiB, two passes, one lane (OWASP's minimum).
+      memory_cost: a2.number('memory_cost', 19456, { integer: true, min: 1024, max: 4194304 }),
+      time_cost: a2.number('time_cost', 2, { integer: true, min: 1, max: 100 }),
+      parallelism: a2.number('parallelism', 1, { integer: true, min: 1, max: 16 }),
+    },
+    enable_set_displayname: root.boolean('enable_set_displayname', true),
+    enable_set_avatar_url: root.boolean('enable_set_avatar_url', true),
+    enable_3pid_changes: root.boolean('enable_3pid_changes', true),
+    // Synapse's defaults.
+    rc_login: {
+      address: rateLimit(rcLoginAddr, { per_second: 0.003, burst_count: 5 }),
+      account: rateLimit(rcLoginAcct, { per_second: 0.003, burst_count: 5 }),
+      failed_attempts: rateLimit(rcLoginFail, { per_second: 0.17, burst_count: 3 }),
+    },
+    rc_registration: rateLimit(rcReg, { per_second: 0.17, burst_count: 3 }),
+    // Synapse: refreshable tokens default to 5 minutes, refresh tokens and
+    // non-refreshable access tokens to "never expire".
+    refreshable_access_token_lifetime: root.duration('refreshable_access_token_lifetime', 5 * 60_000),
+    refresh_token_lifetime: root.duration('refresh_token_lifetime', null),
+    nonrefreshable_access_token_lifetime: root.duration('nonrefreshable_access_token_lifetime', null),
+    ui_auth_session_lifetime: 0,
+    max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
+  };
+  const uiAuth = track(root.section('ui_auth'));
+  // Synapse keeps UIA sessions for 48 hours.
+  config.ui_auth_session_lifetime = uiAuth.duration('session_lifetime', 48 * 3_600_000) ?? 48 * 3_600_000;
+  uiAuth.accept('session_timeout');
+
+  if (config.enable_registration && !config.enable_registration_without_verification) {
+    // As Synapse: open registration with no verification step must be asked for explicitly.
+    errors.push(
+      'enable_registration: open registration without any verification lets anyone create accounts; ' +
+        'set enable_registration_without_verification: true if that is what you want',
+    );
+  }
+
+  // Keys from Synapse configs that Gatehouse accepts and ignores quietly.
+  root.accept(
+    'report_stats', 'pid_file', 'log_config', 'media_store_path', 'macaroon_secret_key', 'form_secret',
+    'trusted_key_servers', 'suppress_key_server_warning', 'bcrypt_rounds', 'url_preview_enabled',
+    'enable_metrics', 'presence', 'federation_ip_range_blacklist', 'url_preview_ip_range_blacklist',
+  );
+
+  if (errors.length) throw new ConfigError(errors);
+  const warnings = sections.flatMap((s) => s.unknownKeys()).map((k) => `unknown configuration key "${k}" is ignored`);
+  return { config, warnings };
+}
+
+export function resolvePath(p: string, baseDir: string): string {
+  return isAbsolute(p) || p === ':memory:' ? p : resolve(baseDir, p);
+}
+
+export function loadConfigFile(path: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError([`cannot read ${path}: ${(e as Error).message}`]);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError([`${path} is not valid YAML: ${(e as Error).message}`]);
+  }
+  return buildConfig(raw ?? {}, dirname(resolve(path)));
+}

@@ -1,0 +1,69 @@
+// The validated configuration. Key names follow Synapse's homeserver.yaml
+// wherever the feature exists in both, so admins can carry a config over.
+
+export interface RateLimit {
+  per_second: number;
+  burst_count: number;
+}
+
+export interface Listener {
+  port: number;
+  bind_addresses: string[];
+  /** Trust X-Forwarded-For from a reverse proxy (Synapse's `x_forwarded`). */
+  x_forwarded: boolean;
+}
+
+export type DatabaseConfig =
+  | { name: 'sqlite3'; args: { database: string } }
+  | {
+      name: 'postgres';
+      args: { host: string; port: number; user: string; password: string | null; database: string };
+    };
+
+export interface PasswordPolicy {
+  enabled: boolean;
+  minimum_length: number;
+  require_digit: boolean;
+  require_symbol: boolean;
+  require_lowercase: boolean;
+  require_uppercase: boolean;
+}
+
+export interface Config {
+  server_name: string;
+  public_baseurl: string | null;
+  listeners: Listener[];
+  database: DatabaseConfig;
+  signing_key_path: string;
+  /** Where the server keeps its files (SQLite database, signing key) by default. */
+  data_directory: string;
+  log_level: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+  enable_registration: boolean;
+  enable_registration_without_verification: boolean;
+  registration_shared_secret: string | null;
+  allow_guest_access: boolean;
+  admin_contact: string | null;
+  serve_server_wellknown: boolean;
+
+  password_config: { enabled: boolean; policy: PasswordPolicy };
+  /** argon2id parameters (Gatehouse-only; Synapse uses bcrypt_rounds). */
+  argon2: { memory_cost: number; time_cost: number; parallelism: number };
+
+  enable_set_displayname: boolean;
+  enable_set_avatar_url: boolean;
+  enable_3pid_changes: boolean;
+
+  rc_login: { address: RateLimit; account: RateLimit; failed_attempts: RateLimit };
+  rc_registration: RateLimit;
+
+  /** Milliseconds, or null for tokens that never expire. */
+  refreshable_access_token_lifetime: number | null;
+  refresh_token_lifetime: number | null;
+  nonrefreshable_access_token_lifetime: number | null;
+  /** How long a user-interactive auth session lives (ms). */
+  ui_auth_session_lifetime: number;
+
+  /** Largest request body accepted, in bytes (Gatehouse-only). */
+  max_request_body_size: number;
+}

@@ -1,0 +1,66 @@
+// User ID grammar (spec: appendices, "User Identifiers") and login identifiers.
+
+import { badJson, MatrixError, missingParam } from '../errors.js';
+
+/** Characters the spec allows in new localparts. */
+const LOCALPART_RE = /^[a-z0-9._=\-/+]+$/;
+
+export function userIdFor(localpart: string, serverName: string): string {
+  return `@${localpart}:${serverName}`;
+}
+
+/**
+ * Checks a requested localpart for registration. The spec's grammar plus
+ * Synapse's rules: no leading underscore (reserved for appservices and the
+ * server), not purely numeric (reserved for guests and generated IDs).
+ */
+export function checkNewLocalpart(localpart: string, serverName: string): void {
+  if (localpart.length === 0) throw new MatrixError(400, 'M_INVALID_USERNAME', 'User ID cannot be empty');
+  if (!LOCALPART_RE.test(localpart))
+    throw new MatrixError(400, 'M_INVALID_USERNAME', "User ID can only contain characters a-z, 0-9, or '=_-./+'");
+  if (localpart.startsWith('_')) throw new MatrixError(400, 'M_INVALID_USERNAME', 'User ID may not begin with _');
+  if (/^\d+$/.test(localpart))
+    throw new MatrixError(400, 'M_INVALID_USERNAME', 'Numeric user IDs are reserved for guest users');
+  if (userIdFor(localpart, serverName).length > 255)
+    throw new MatrixError(400, 'M_INVALID_USERNAME', 'User ID may not be longer than 255 characters');
+}
+
+/** Splits "@local:server" (or returns null when it is not a user ID). */
+export function parseUserId(userId: string): { localpart: string; serverName: string } | null {
+  if (!userId.startsWith('@')) return null;
+  const colon = userId.indexOf(':');
+  if (colon < 2 || colon === userId.length - 1) return null;
+  return { localpart: userId.slice(1, colon), serverName: userId.slice(colon + 1) };
+}
+
+/**
+ * The user a login (or UIA password stage) names: `identifier` of type
+ * m.id.user, or the legacy top-level `user` field. Returns the localpart as
+ * given (a full user ID must be on this server) or throws a Matrix error.
+ */
+export function userFromIdentifier(body: Record<string, unknown>, serverName: string): string {
+  let user: unknown;
+  const identifier = body.identifier;
+  if (identifier !== undefined) {
+    if (typeof identifier !== 'object' || identifier === null || Array.isArray(identifier))
+      throw badJson('identifier must be an object');
+    const id = identifier as Record<string, unknown>;
+    if (typeof id.type !== 'string') throw badJson('identifier.type must be a string');
+    if (id.type !== 'm.id.user')
+      // Synapse answers unknown identifier types with M_UNKNOWN; 3PID login arrives with email support.
+      throw new MatrixError(400, 'M_UNKNOWN', `Unknown login identifier type: ${id.type}`);
+    user = id.user;
+  } else if (body.user !== undefined) {
+    user = body.user;
+  } else {
+    throw missingParam('Missing identifier (or legacy user field)');
+  }
+  if (typeof user !== 'string') throw badJson('The user identifier must be a string');
+  if (user.startsWith('@')) {
+    const parsed = parseUserId(user);
+    if (!parsed) throw new MatrixError(400, 'M_INVALID_USERNAME', 'Invalid user ID');
+    if (parsed.serverName !== serverName) throw new MatrixError(403, 'M_FORBIDDEN', 'Invalid username or password');
+    return parsed.localpart;
+  }
+  return user;
+}

@@ -1,0 +1,77 @@
+// Synapse's shared-secret registration (/_synapse/admin/v1/register), used by
+// register_new_matrix_user, synadm and Complement to create (admin) users.
+// Nonces live in the database so any process can check them.
+
+import { createHmac } from 'node:crypto';
+import type { Knex } from 'knex';
+import type { Config } from '../../config/types.js';
+import type { PasswordHasher } from '../../crypto/passwords.js';
+import { constantTimeEqual, randomString } from '../../crypto/tokens.js';
+import { checkNewLocalpart, userIdFor } from '../../domain/user-ids.js';
+import { badJson, forbidden, MatrixError } from '../../errors.js';
+import * as Nonces from '../../repositories/registration-nonces.js';
+import * as Users from '../../repositories/users.js';
+import { checkPassword } from '../password-policy.js';
+import type { SessionHandler } from '../sessions.js';
+
+/** Synapse keeps nonces for 60 seconds. */
+const NONCE_LIFETIME_MS = 60_000;
+
+export interface SharedSecretRegistration {
+  nonce: string;
+  username: string;
+  password: string;
+  admin: boolean;
+  displayname: string | null;
+  userType: string | null;
+  mac: string;
+}
+
+export class SharedSecretRegistrationHandler {
+  constructor(
+    private readonly db: Knex,
+    private readonly config: Config,
+    private readonly sessions: SessionHandler,
+    private readonly hasher: PasswordHasher,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  private secret(): string {
+    if (!this.config.registration_shared_secret)
+      throw new MatrixError(400, 'M_UNKNOWN', 'Shared secret registration is not enabled');
+    return this.config.registration_shared_secret;
+  }
+
+  async newNonce(): Promise<{ nonce: string }> {
+    this.secret();
+    const now = this.clock();
+    await Nonces.deleteExpiredNonces(this.db, now);
+    const nonce = randomString(32);
+    await Nonces.insertNonce(this.db, nonce, now + NONCE_LIFETIME_MS);
+    return { nonce };
+  }
+
+  async register(req: SharedSecretRegistration) {
+    const secret = this.secret();
+    const parts = [req.nonce, req.username, req.password, req.admin ? 'admin' : 'notadmin'];
+    if (req.userType !== null) parts.push(req.userType);
+    const expected = createHmac('sha1', secret).update(parts.join('\x00'), 'utf8').digest('hex');
+    if (!(await Nonces.consumeNonce(this.db, req.nonce, this.clock()))) throw badJson('unrecognised nonce');
+    if (!constantTimeEqual(expected, req.mac.toLowerCase())) throw forbidden('HMAC incorrect');
+
+    checkNewLocalpart(req.username, this.config.server_name);
+    checkPassword(req.password, { ...this.config.password_config.policy, enabled: false });
+    const userId = userIdFor(req.username, this.config.server_name);
+    const hash = await this.hasher.hash(req.password);
+    return this.db.transaction(async (trx) => {
+      const created = await Users.insertUser(
+        trx,
+        { user_id: userId, localpart: req.username, password_hash: hash, is_admin: req.admin, is_guest: false, displayname: req.displayname ?? req.username },
+        this.clock(),
+      );
+      if (!created) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+      const session = await this.sessions.issue(trx, { userId, deviceId: null, displayName: null, wantRefreshToken: false, ip: null, userAgent: null });
+      return { user_id: userId, home_server: this.config.server_name, access_token: session.access_token, device_id: session.device_id };
+    });
+  }
+}

@@ -1,0 +1,88 @@
+// Password login (POST /login) and the flows advertised by GET /login.
+
+import type { Knex } from 'knex';
+import type { Config } from '../config/types.js';
+import type { PasswordHasher } from '../crypto/passwords.js';
+import { userFromIdentifier, userIdFor } from '../domain/user-ids.js';
+import { badJson, forbidden, MatrixError } from '../errors.js';
+import type { RateLimiter } from '../ratelimit/limiter.js';
+import * as Users from '../repositories/users.js';
+import type { IssuedSession, SessionHandler } from './sessions.js';
+
+export interface LoginRequest {
+  body: Record<string, unknown>;
+  deviceId: string | null;
+  initialDeviceDisplayName: string | null;
+  refreshToken: boolean;
+  ip: string;
+  userAgent: string | null;
+}
+
+export interface LoginLimiters {
+  address: RateLimiter;
+  account: RateLimiter;
+  failedAttempts: RateLimiter;
+}
+
+export type LoginResponse = IssuedSession & {
+  user_id: string;
+  home_server: string;
+  well_known?: { 'm.homeserver': { base_url: string } };
+};
+
+const invalidCredentials = () => forbidden('Invalid username or password');
+
+export class LoginHandler {
+  constructor(
+    private readonly db: Knex,
+    private readonly config: Config,
+    private readonly sessions: SessionHandler,
+    private readonly hasher: PasswordHasher,
+    private readonly limiters: LoginLimiters,
+  ) {}
+
+  flows(): { flows: { type: string }[] } {
+    return { flows: this.config.password_config.enabled ? [{ type: 'm.login.password' }] : [] };
+  }
+
+  async login(req: LoginRequest): Promise<LoginResponse> {
+    const type = req.body.type;
+    if (typeof type !== 'string') throw badJson('type must be a string');
+    if (type !== 'm.login.password' || !this.config.password_config.enabled)
+      throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}`);
+    const password = req.body.password;
+    if (typeof password !== 'string') throw badJson('password must be a string');
+
+    await this.limiters.address.take(req.ip);
+    const localpart = userFromIdentifier(req.body, this.config.server_name);
+    const requestedId = userIdFor(localpart, this.config.server_name);
+    await this.limiters.account.take(requestedId);
+    await this.limiters.failedAttempts.check(requestedId);
+
+    // As Synapse: an exact match first, then a unique case-insensitive one.
+    const user = (await Users.findUser(this.db, requestedId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, localpart));
+    if (user?.deactivated) {
+      // Synapse tells a deactivated account so, rather than "wrong password".
+      throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+    }
+    if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) {
+      await this.limiters.failedAttempts.record(requestedId);
+      throw invalidCredentials();
+    }
+
+    const session = await this.db.transaction((trx) =>
+      this.sessions.issue(trx, {
+        userId: user.user_id,
+        deviceId: req.deviceId,
+        displayName: req.initialDeviceDisplayName,
+        wantRefreshToken: req.refreshToken,
+        ip: req.ip,
+        userAgent: req.userAgent,
+      }),
+    );
+    const response: LoginResponse = { user_id: user.user_id, home_server: this.config.server_name, ...session };
+    // Element and Nheko switch to this base URL, so send it only when it is known to be right.
+    if (this.config.public_baseurl) response.well_known = { 'm.homeserver': { base_url: this.config.public_baseurl } };
+    return response;
+  }
+}

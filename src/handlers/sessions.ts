@@ -1,0 +1,151 @@
+// Sign-in sessions: issuing, checking, refreshing and revoking access tokens.
+// A session is a device plus its access (and optional refresh) token.
+
+import type { Knex } from 'knex';
+import type { Config } from '../config/types.js';
+import { constantTimeEqual, hashToken, newDeviceId, newToken } from '../crypto/tokens.js';
+import { unknownToken } from '../errors.js';
+import * as Devices from '../repositories/devices.js';
+import * as Tokens from '../repositories/tokens.js';
+
+export interface Requester {
+  userId: string;
+  deviceId: string;
+  accessTokenId: number;
+  isGuest: boolean;
+}
+
+export interface IssuedSession {
+  access_token: string;
+  device_id: string;
+  refresh_token?: string;
+  expires_in_ms?: number;
+}
+
+export interface SessionRequest {
+  userId: string;
+  deviceId: string | null;
+  displayName: string | null;
+  wantRefreshToken: boolean;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** How often a device's last-seen fields are written at most (per process). */
+const LAST_SEEN_INTERVAL_MS = 60_000;
+
+export class SessionHandler {
+  private readonly lastSeenWrites = new Map<number, number>();
+
+  constructor(
+    private readonly db: Knex,
+    private readonly config: Pick<Config, 'refreshable_access_token_lifetime' | 'refresh_token_lifetime' | 'nonrefreshable_access_token_lifetime'>,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /**
+   * Creates (or reuses) the device and gives it a fresh token pair. Signing in
+   * again on an existing device ID ends that device's earlier tokens, as the spec asks.
+   */
+  async issue(q: Knex, req: SessionRequest): Promise<IssuedSession> {
+    const now = this.clock();
+    const deviceId = req.deviceId ?? newDeviceId();
+    await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
+    await Devices.upsertDevice(q, { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: req.ip, user_agent: req.userAgent }, now);
+    return (await this.issueTokens(q, req.userId, deviceId, req.wantRefreshToken, now)).issued;
+  }
+
+  private async issueTokens(
+    q: Knex,
+    userId: string,
+    deviceId: string,
+    wantRefresh: boolean,
+    now: number,
+  ): Promise<{ issued: IssuedSession; refreshTokenId: number | null }> {
+    const accessToken = newToken('access');
+    let refreshToken: string | undefined;
+    let refreshTokenId: number | null = null;
+    let lifetime = this.config.nonrefreshable_access_token_lifetime;
+    if (wantRefresh && this.config.refreshable_access_token_lifetime !== null) {
+      refreshToken = newToken('refresh');
+      lifetime = this.config.refreshable_access_token_lifetime;
+      const rtl = this.config.refresh_token_lifetime;
+      refreshTokenId = await Tokens.insertRefreshToken(
+        q,
+        { token_hash: hashToken(refreshToken), user_id: userId, device_id: deviceId, expires_ts: rtl === null ? null : now + rtl },
+        now,
+      );
+    }
+    await Tokens.insertAccessToken(
+      q,
+      { token_hash: hashToken(accessToken), user_id: userId, device_id: deviceId, refresh_token_id: refreshTokenId, expires_ts: lifetime === null ? null : now + lifetime },
+      now,
+    );
+    const issued: IssuedSession = { access_token: accessToken, device_id: deviceId };
+    if (refreshToken !== undefined) issued.refresh_token = refreshToken;
+    if (lifetime !== null) issued.expires_in_ms = lifetime;
+    return { issued, refreshTokenId };
+  }
+
+  /** Resolves an access token to its user and device, or throws M_UNKNOWN_TOKEN. */
+  async authenticate(token: string, ip: string | null, userAgent: string | null): Promise<Requester> {
+    const hash = hashToken(token);
+    const row = await Tokens.findAccessTokenWithUser(this.db, hash);
+    if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
+    const now = this.clock();
+    // An expired token is a soft logout: the client may refresh or sign in again on the same device.
+    if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Access token has expired', true);
+    const refreshTokenId = row.refresh_token_id;
+    if (refreshTokenId !== null && !row.used) {
+      // First use of a refreshed token: the refresh token it replaced (and its access token) retire now.
+      await this.db.transaction(async (trx) => {
+        if (await Tokens.markAccessTokenUsed(trx, row.id)) await Tokens.deletePredecessorRefreshTokens(trx, refreshTokenId);
+      });
+    }
+    await this.noteLastSeen(row.id, row.user_id, row.device_id, now, ip, userAgent);
+    return { userId: row.user_id, deviceId: row.device_id, accessTokenId: row.id, isGuest: row.is_guest };
+  }
+
+  private async noteLastSeen(tokenId: number, userId: string, deviceId: string, now: number, ip: string | null, ua: string | null) {
+    const last = this.lastSeenWrites.get(tokenId);
+    if (last !== undefined && now - last < LAST_SEEN_INTERVAL_MS) return;
+    if (this.lastSeenWrites.size > 100_000) this.lastSeenWrites.clear();
+    this.lastSeenWrites.set(tokenId, now);
+    await Devices.touchDevice(this.db, userId, deviceId, now, ip, ua);
+  }
+
+  /**
+   * Exchanges a refresh token for a new pair. The old refresh token keeps
+   * working (a client may retry after a lost response) until the new access
+   * token is first used; then it is deleted.
+   */
+  async refresh(refreshToken: string): Promise<IssuedSession> {
+    return this.db.transaction(async (trx) => {
+      const now = this.clock();
+      const row = await Tokens.findRefreshToken(trx, hashToken(refreshToken));
+      if (!row) throw unknownToken('Unknown refresh token');
+      if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Refresh token has expired');
+      // A retry: drop the unused successor made last time before making another.
+      if (row.next_token_id !== null) await Tokens.deleteRefreshTokenWithAccessTokens(trx, row.next_token_id);
+      const { issued, refreshTokenId } = await this.issueTokens(trx, row.user_id, row.device_id, true, now);
+      await Tokens.setNextRefreshToken(trx, row.id, refreshTokenId!);
+      return issued;
+    });
+  }
+
+  /** Ends one device's session: the device and all its tokens. */
+  async logout(requester: Requester): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      await Tokens.deleteTokensForDevices(trx, requester.userId, [requester.deviceId]);
+      await Devices.deleteDevices(trx, requester.userId, [requester.deviceId]);
+    });
+  }
+
+  /** Ends every session of the user. */
+  async logoutAll(userId: string): Promise<void> {
+    await this.db.transaction(async (trx) => {
+      await Tokens.deleteTokensForDevices(trx, userId, null);
+      await Devices.deleteDevices(trx, userId, null);
+    });
+  }
+}

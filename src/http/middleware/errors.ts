@@ -1,0 +1,30 @@
+// Turns every failure into a Matrix error body. Input never causes a 500:
+// anything that is not a MatrixError is a bug, logged with its stack.
+
+import type { Context, Next } from 'koa';
+import { MatrixError } from '../../errors.js';
+import { reply } from '../reply.js';
+
+export function matrixErrors() {
+  return async (ctx: Context, next: Next) => {
+    try {
+      await next();
+    } catch (err) {
+      const e = toMatrixError(err, ctx);
+      for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
+      reply(ctx, e.status, e.toJSON());
+      if (e.status >= 500) ctx.state.error = err;
+    }
+  };
+}
+
+function toMatrixError(err: unknown, ctx: Context): MatrixError {
+  if (err instanceof MatrixError) return err;
+  const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
+  // Errors raised by the body parser (raw-body / co-body).
+  if (status === 413) return new MatrixError(413, 'M_TOO_LARGE', 'Request body is too large');
+  if (status === 400 || status === 415) return new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
+  if (status === 408) return new MatrixError(408, 'M_UNKNOWN', 'Request body timed out');
+  ctx.state.internalError = true;
+  return new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
+}

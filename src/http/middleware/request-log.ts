@@ -1,0 +1,30 @@
+// One structured log line per request. The query string is left out (it may
+// carry ?access_token=), and no header or body is logged.
+
+import type { Context, Next } from 'koa';
+import type { Logger } from 'pino';
+
+export function requestLog(logger: Logger) {
+  return async (ctx: Context, next: Next) => {
+    const start = process.hrtime.bigint();
+    try {
+      await next();
+    } finally {
+      const ms = Number(process.hrtime.bigint() - start) / 1e6;
+      const line: Record<string, unknown> = {
+        method: ctx.method,
+        path: ctx.path,
+        status: ctx.status,
+        ms: Math.round(ms * 100) / 100,
+        ip: ctx.ip,
+      };
+      if (ctx.state.requester) line.user = ctx.state.requester.userId;
+      if (ctx.state.error) {
+        line.err = ctx.state.error;
+        logger.error(line, 'request failed');
+      } else {
+        logger.info(line, 'request');
+      }
+    }
+  };
+}

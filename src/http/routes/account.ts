@@ -1,0 +1,43 @@
+// The signed-in user's own account.
+
+import type Router from '@koa/router';
+import type { Logger } from 'pino';
+import type { AccountHandler } from '../../handlers/account.js';
+import type { SessionHandler } from '../../handlers/sessions.js';
+import { requesterOf, requireAuth } from '../middleware/auth.js';
+import { clientPaths, type JsonObject } from '../paths.js';
+import { reply } from '../reply.js';
+import { Fields } from '../validate.js';
+
+export function accountRoutes(router: Router, account: AccountHandler, sessions: SessionHandler, logger: Logger): void {
+  // GET /_matrix/client/v3/account/whoami
+  router.get(clientPaths('/account/whoami'), requireAuth(sessions, logger, { allowGuests: true }), (ctx) =>
+    reply(ctx, 200, account.whoami(requesterOf(ctx))),
+  );
+
+  const auth = requireAuth(sessions, logger);
+
+  // POST /_matrix/client/v3/account/password
+  router.post(clientPaths('/account/password'), auth, async (ctx) => {
+    const f = new Fields(ctx.request.body as JsonObject);
+    const result = await account.changePassword(requesterOf(ctx), {
+      newPassword: f.string('new_password'),
+      logoutDevices: f.boolean('logout_devices', true),
+      auth: f.raw('auth'),
+      ip: ctx.ip,
+    });
+    reply(ctx, 200, result);
+  });
+
+  // POST /_matrix/client/v3/account/deactivate
+  router.post(clientPaths('/account/deactivate'), auth, async (ctx) => {
+    const f = new Fields(ctx.request.body as JsonObject);
+    const result = await account.deactivate(requesterOf(ctx), {
+      erase: f.boolean('erase', false),
+      idServer: f.optionalString('id_server', { maxLength: 255 }),
+      auth: f.raw('auth'),
+      ip: ctx.ip,
+    });
+    reply(ctx, 200, result);
+  });
+}

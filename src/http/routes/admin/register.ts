@@ -1,0 +1,27 @@
+// Synapse's shared-secret registration API.
+
+import type Router from '@koa/router';
+import type { SharedSecretRegistrationHandler } from '../../../handlers/admin/shared-secret-registration.js';
+import { Fields } from '../../validate.js';
+import type { JsonObject } from '../../paths.js';
+import { reply } from '../../reply.js';
+
+export function adminRegisterRoutes(router: Router, handler: SharedSecretRegistrationHandler): void {
+  // GET /_synapse/admin/v1/register
+  router.get('/_synapse/admin/v1/register', async (ctx) => reply(ctx, 200, await handler.newNonce()));
+
+  // POST /_synapse/admin/v1/register
+  router.post('/_synapse/admin/v1/register', async (ctx) => {
+    const f = new Fields(ctx.request.body as JsonObject);
+    const result = await handler.register({
+      nonce: f.string('nonce', { maxLength: 64 }),
+      username: f.string('username', { maxLength: 255 }),
+      password: f.string('password', { maxLength: 512 }),
+      admin: f.boolean('admin', false),
+      displayname: f.optionalString('displayname', { maxLength: 256 }),
+      userType: f.optionalString('user_type', { maxLength: 64 }),
+      mac: f.string('mac', { maxLength: 128 }),
+    });
+    reply(ctx, 200, result);
+  });
+}

@@ -1,0 +1,38 @@
+// Registration endpoints.
+
+import type Router from '@koa/router';
+import { badJson, missingParam } from '../../errors.js';
+import type { RegistrationHandler } from '../../handlers/registration.js';
+import { clientPaths, type JsonObject } from '../paths.js';
+import { reply } from '../reply.js';
+import { Fields } from '../validate.js';
+
+export function registerRoutes(router: Router, registration: RegistrationHandler): void {
+  // POST /_matrix/client/v3/register
+  router.post(clientPaths('/register'), async (ctx) => {
+    const kind = ctx.query.kind ?? 'user';
+    if (kind !== 'user' && kind !== 'guest') throw badJson('kind must be "user" or "guest"');
+    const f = new Fields(ctx.request.body as JsonObject);
+    const result = await registration.register({
+      kind,
+      username: f.optionalString('username', { maxLength: 255 }),
+      password: f.optionalString('password'),
+      deviceId: f.optionalString('device_id', { maxLength: 255 }),
+      initialDeviceDisplayName: f.optionalString('initial_device_display_name', { maxLength: 1024 }),
+      inhibitLogin: f.boolean('inhibit_login', false),
+      refreshToken: f.boolean('refresh_token', false),
+      auth: f.raw('auth'),
+      ip: ctx.ip,
+      userAgent: ctx.get('user-agent') || null,
+    });
+    reply(ctx, 200, result);
+  });
+
+  // GET /_matrix/client/v3/register/available
+  router.get(clientPaths('/register/available'), async (ctx) => {
+    const username = ctx.query.username;
+    if (username === undefined) throw missingParam('Missing parameter: username');
+    if (typeof username !== 'string') throw badJson('username must be given once');
+    reply(ctx, 200, await registration.available(username));
+  });
+}

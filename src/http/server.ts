@@ -1,0 +1,49 @@
+// The Koa application: middleware in the order a request meets it, then the
+// routes of every area, then M_UNRECOGNIZED for anything no route answered.
+
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import { MatrixError, unrecognized } from '../errors.js';
+import { jsonBody } from './middleware/body.js';
+import { cors } from './middleware/cors.js';
+import { matrixErrors } from './middleware/errors.js';
+import { requestLog } from './middleware/request-log.js';
+import { reply } from './reply.js';
+
+export interface HttpOptions {
+  logger: Logger;
+  maxBodyBytes: number;
+  /** Trust X-Forwarded-For (a reverse proxy in front). */
+  trustProxy: boolean;
+  /** Adds each area's routes. */
+  mount: (router: Router) => void;
+}
+
+export function createHttpApp(opts: HttpOptions): Koa {
+  const app = new Koa({ proxy: opts.trustProxy });
+  app.silent = true; // errors are logged once, by the request log
+  const router = new Router();
+  opts.mount(router);
+
+  app.use(requestLog(opts.logger));
+  app.use(cors());
+  app.use(matrixErrors());
+  app.use(unrecognizedFallback());
+  app.use(jsonBody(opts.maxBodyBytes));
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}
+
+/** Unknown endpoints are 404 M_UNRECOGNIZED; a known path with an unsupported method is 405 M_UNRECOGNIZED. */
+function unrecognizedFallback() {
+  return async (ctx: Koa.Context, next: Koa.Next) => {
+    await next();
+    if (ctx.status === 405) {
+      reply(ctx, 405, new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request').toJSON());
+    } else if (ctx.status === 404 && ctx.body === undefined) {
+      reply(ctx, 404, unrecognized().toJSON());
+    }
+  };
+}

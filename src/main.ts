@@ -1,0 +1,165 @@
+#!/usr/bin/env node
+// The `gatehouse` command: start, generate-config, migrate.
+
+import { randomBytes } from 'node:crypto';
+import { existsSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { createGatehouse } from './app.js';
+import { buildConfig, ConfigError, loadConfigFile } from './config/load.js';
+import { configTemplate } from './config/template.js';
+import type { Config } from './config/types.js';
+import { randomString } from './crypto/tokens.js';
+import { migrateToLatest, openDatabase } from './db/database.js';
+import { createLogger } from './logger.js';
+
+const USAGE = `Usage: gatehouse <command> [options]
+
+Commands:
+  start             Run the homeserver
+  generate-config   Write a new homeserver.yaml with fresh secrets
+  migrate           Bring the database schema up to date and exit
+
+Options:
+  -c, --config PATH     Configuration file (default: $GATEHOUSE_CONFIG or ./homeserver.yaml)
+  --ephemeral           start: in-memory database, open registration, no rate limits,
+                        and an admin account whose token is printed
+  --server-name NAME    start --ephemeral / generate-config: the server name
+  --port N              start --ephemeral: the port (default 8008; 0 picks a free one)
+  --output PATH         generate-config: where to write (default: stdout)
+  -h, --help            Show this help
+`;
+
+const out = (s: string) => process.stdout.write(s);
+const fail = (s: string): never => {
+  process.stderr.write(`gatehouse: ${s}\n`);
+  process.exit(1);
+};
+
+function configPath(given: string | undefined): string {
+  return given ?? process.env.GATEHOUSE_CONFIG ?? 'homeserver.yaml';
+}
+
+function readConfig(path: string): Config {
+  try {
+    const { config, warnings } = loadConfigFile(path);
+    for (const w of warnings) process.stderr.write(`gatehouse: warning: ${path}: ${w}\n`);
+    return config;
+  } catch (e) {
+    if (e instanceof ConfigError) return fail(`${path}: ${e.message}`);
+    throw e;
+  }
+}
+
+/** In-memory server for client and test authors: ready in a moment, gone when stopped. */
+function ephemeralConfig(serverName: string, port: number): Config {
+  const open = { per_second: 1_000_000, burst_count: 1_000_000 };
+  const { config } = buildConfig(
+    {
+      server_name: serverName,
+      public_baseurl: `http://127.0.0.1:${port}/`,
+      listeners: [{ port, bind_addresses: ['127.0.0.1'], type: 'http' }],
+      database: { name: 'sqlite3', args: { database: ':memory:' } },
+      enable_registration: true,
+      enable_registration_without_verification: true,
+      registration_shared_secret: randomString(32),
+      log_level: 'warn',
+      rc_login: { address: open, account: open, failed_attempts: open },
+      rc_registration: open,
+    },
+    process.cwd(),
+  );
+  return config;
+}
+
+async function start(values: Record<string, string | boolean | undefined>) {
+  const ephemeral = values.ephemeral === true;
+  const port = values.port === undefined ? 8008 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: "${String(values.port)}" is not a port number`);
+  const serverName = (values['server-name'] as string | undefined) ?? process.env.SERVER_NAME ?? 'localhost';
+  const config = ephemeral ? ephemeralConfig(serverName, port) : readConfig(configPath(values.config as string | undefined));
+  const logger = createLogger(config.log_level);
+  const gatehouse = await createGatehouse(config, { logger, ephemeralKey: ephemeral });
+  const addresses = await gatehouse.listen();
+  const urls = addresses.map((a) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
+  logger.info({ server_name: config.server_name, listening: urls }, 'Gatehouse is ready');
+
+  if (ephemeral) {
+    const password = randomString(24);
+    const admin = await gatehouse.createAdmin('admin', password);
+    out(
+      `Gatehouse (ephemeral) serving ${config.server_name} at ${urls[0]}/\n` +
+        `admin user: ${admin.user_id}\nadmin password: ${password}\nadmin access token: ${admin.access_token}\n` +
+        `registration shared secret: ${config.registration_shared_secret}\n`,
+    );
+  }
+
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down');
+    await gatehouse.close();
+    logger.flush();
+    process.exit(0);
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+}
+
+async function migrate(values: Record<string, string | boolean | undefined>) {
+  const config = readConfig(configPath(values.config as string | undefined));
+  const db = openDatabase(config.database);
+  try {
+    const applied = await migrateToLatest(db);
+    out(applied.length ? `applied: ${applied.join(', ')}\n` : 'database is up to date\n');
+  } finally {
+    await db.destroy();
+  }
+}
+
+function generateConfig(values: Record<string, string | boolean | undefined>) {
+  const serverName = (values['server-name'] as string | undefined) ?? 'localhost';
+  const text = configTemplate({ serverName, sharedSecret: randomBytes(24).toString('base64url'), openRegistration: false });
+  const output = values.output as string | undefined;
+  if (!output) return out(text);
+  if (existsSync(output)) fail(`${output} exists; not overwriting it`);
+  writeFileSync(output, text, { mode: 0o600 });
+  out(`wrote ${output}\n`);
+}
+
+async function main() {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        ephemeral: { type: 'boolean' },
+        'server-name': { type: 'string' },
+        port: { type: 'string' },
+        output: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (e) {
+    return fail(`${(e as Error).message}\n\n${USAGE}`);
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0] ?? 'start';
+  if (values.help) return out(USAGE);
+  switch (command) {
+    case 'start':
+      return start(values);
+    case 'migrate':
+      return migrate(values);
+    case 'generate-config':
+      return generateConfig(values);
+    default:
+      return fail(`unknown command "${command}"\n\n${USAGE}`);
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`gatehouse: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

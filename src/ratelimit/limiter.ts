@@ -1,0 +1,91 @@
+// Leaky-bucket rate limiting with Synapse's semantics: a bucket holds up to
+// `burst_count` actions and drains at `per_second`. Buckets live in memory for
+// a single SQLite process, or in the database so PostgreSQL processes agree.
+
+import type { Knex } from 'knex';
+import type { RateLimit } from '../config/types.js';
+import { limitExceeded } from '../errors.js';
+import { readBucket, tryTakeFromBucket } from '../repositories/rate-limits.js';
+
+export interface BucketStore {
+  /** Adds `cost` to the bucket if it fits; returns 0 when allowed, else ms until it would fit. */
+  take(key: string, cost: number, limit: RateLimit, now: number): Promise<number>;
+  /** Like take, without adding anything. */
+  peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number>;
+}
+
+function waitMs(level: number, cost: number, limit: RateLimit): number {
+  const excess = level + cost - limit.burst_count;
+  if (excess <= 0) return 0;
+  return limit.per_second > 0 ? (excess / limit.per_second) * 1000 : 24 * 3_600_000;
+}
+
+const drained = (level: number, since: number, now: number, rate: number) => Math.max(level - ((now - since) * rate) / 1000, 0);
+
+export class MemoryBucketStore implements BucketStore {
+  private readonly buckets = new Map<string, { level: number; ts: number }>();
+  private lastSweep = 0;
+
+  async take(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
+    this.sweep(now);
+    const b = this.buckets.get(key);
+    const level = b ? drained(b.level, b.ts, now, limit.per_second) : 0;
+    const wait = waitMs(level, cost, limit);
+    if (wait === 0) this.buckets.set(key, { level: level + cost, ts: now });
+    return wait;
+  }
+
+  async peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
+    const b = this.buckets.get(key);
+    return waitMs(b ? drained(b.level, b.ts, now, limit.per_second) : 0, cost, limit);
+  }
+
+  /** Forgets buckets idle for an hour, so the map cannot grow without bound. */
+  private sweep(now: number): void {
+    if (now - this.lastSweep < 60_000) return;
+    this.lastSweep = now;
+    for (const [k, b] of this.buckets) if (now - b.ts > 3_600_000) this.buckets.delete(k);
+  }
+}
+
+export class DatabaseBucketStore implements BucketStore {
+  constructor(private readonly db: Knex) {}
+
+  async take(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
+    if (cost > limit.burst_count) return waitMs(0, cost, limit);
+    if (await tryTakeFromBucket(this.db, key, cost, limit.per_second, limit.burst_count, now)) return 0;
+    return this.peek(key, cost, limit, now);
+  }
+
+  async peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
+    const b = await readBucket(this.db, key);
+    return waitMs(b ? drained(b.level, b.updated_ts, now, limit.per_second) : 0, cost, limit);
+  }
+}
+
+/** One named limit (e.g. rc_login.address) over a store. */
+export class RateLimiter {
+  constructor(
+    private readonly store: BucketStore,
+    private readonly name: string,
+    private readonly limit: RateLimit,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** Counts one action for `key`, or throws M_LIMIT_EXCEEDED. */
+  async take(key: string): Promise<void> {
+    const wait = await this.store.take(`${this.name}:${key}`, 1, this.limit, this.clock());
+    if (wait > 0) throw limitExceeded(wait);
+  }
+
+  /** Throws M_LIMIT_EXCEEDED if one more action would not fit, without counting one. */
+  async check(key: string): Promise<void> {
+    const wait = await this.store.peek(`${this.name}:${key}`, 1, this.limit, this.clock());
+    if (wait > 0) throw limitExceeded(wait);
+  }
+
+  /** Counts one action without refusing (e.g. a failed login attempt). */
+  async record(key: string): Promise<void> {
+    await this.store.take(`${this.name}:${key}`, 1, this.limit, this.clock());
+  }
+}

@@ -1,0 +1,73 @@
+// SQL for devices.
+
+import type { Knex } from 'knex';
+
+export interface DeviceRow {
+  user_id: string;
+  device_id: string;
+  display_name: string | null;
+  created_ts: number;
+  last_seen_ts: number | null;
+  last_seen_ip: string | null;
+  last_seen_user_agent: string | null;
+}
+
+function toDevice(r: Record<string, unknown>): DeviceRow {
+  return {
+    user_id: r.user_id as string,
+    device_id: r.device_id as string,
+    display_name: (r.display_name as string | null) ?? null,
+    created_ts: Number(r.created_ts),
+    last_seen_ts: r.last_seen_ts == null ? null : Number(r.last_seen_ts),
+    last_seen_ip: (r.last_seen_ip as string | null) ?? null,
+    last_seen_user_agent: (r.last_seen_user_agent as string | null) ?? null,
+  };
+}
+
+export async function listDevices(q: Knex, userId: string): Promise<DeviceRow[]> {
+  return (await q('devices').where({ user_id: userId }).orderBy('created_ts')).map(toDevice);
+}
+
+export async function findDevice(q: Knex, userId: string, deviceId: string): Promise<DeviceRow | null> {
+  const r = await q('devices').where({ user_id: userId, device_id: deviceId }).first();
+  return r ? toDevice(r) : null;
+}
+
+/** Creates the device, or keeps an existing one (updating its name only when one is given). */
+export async function upsertDevice(
+  q: Knex,
+  d: { user_id: string; device_id: string; display_name: string | null; ip: string | null; user_agent: string | null },
+  now: number,
+): Promise<void> {
+  const row = {
+    user_id: d.user_id,
+    device_id: d.device_id,
+    display_name: d.display_name,
+    created_ts: now,
+    last_seen_ts: now,
+    last_seen_ip: d.ip,
+    last_seen_user_agent: d.user_agent,
+  };
+  const merge: Record<string, unknown> = { last_seen_ts: now, last_seen_ip: d.ip, last_seen_user_agent: d.user_agent };
+  if (d.display_name !== null) merge.display_name = d.display_name;
+  await q('devices').insert(row).onConflict(['user_id', 'device_id']).merge(merge);
+}
+
+export async function setDeviceDisplayName(q: Knex, userId: string, deviceId: string, name: string | null): Promise<boolean> {
+  const n = await q('devices').where({ user_id: userId, device_id: deviceId }).update({ display_name: name });
+  return n > 0;
+}
+
+export async function touchDevice(q: Knex, userId: string, deviceId: string, now: number, ip: string | null, userAgent: string | null): Promise<void> {
+  await q('devices')
+    .where({ user_id: userId, device_id: deviceId })
+    .update({ last_seen_ts: now, last_seen_ip: ip, last_seen_user_agent: userAgent });
+}
+
+/** Deletes the given devices (all of the user's when `deviceIds` is null), except `keep`. */
+export async function deleteDevices(q: Knex, userId: string, deviceIds: string[] | null, keep: string | null = null): Promise<number> {
+  let query = q('devices').where({ user_id: userId });
+  if (deviceIds !== null) query = query.whereIn('device_id', deviceIds);
+  if (keep !== null) query = query.whereNot({ device_id: keep });
+  return query.delete();
+}

@@ -1,0 +1,39 @@
+// SQL for rate-limit buckets shared between server processes (PostgreSQL).
+
+import type { Knex } from 'knex';
+
+/**
+ * One leaky bucket step as a single conditional upsert: the bucket drains at
+ * `rate` per second; the action is allowed when level + cost <= burst. The
+ * row comes back only when allowed, so parallel processes cannot overshoot.
+ */
+export async function tryTakeFromBucket(
+  q: Knex,
+  key: string,
+  cost: number,
+  rate: number,
+  burst: number,
+  now: number,
+): Promise<boolean> {
+  const drained = `GREATEST(rate_limits.level - (? - rate_limits.updated_ts) * ? / 1000.0, 0)`;
+  const sqliteDrained = drained.replace('GREATEST', 'MAX');
+  const expr = q.client.config.client === 'pg' ? drained : sqliteDrained;
+  const res = await q.raw(
+    `INSERT INTO rate_limits (key, level, updated_ts) VALUES (?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET level = ${expr} + ?, updated_ts = ?
+     WHERE ${expr} + ? <= ?
+     RETURNING level`,
+    [key, cost, now, now, rate, cost, now, now, rate, cost, burst],
+  );
+  const rows: unknown[] = Array.isArray(res) ? res : (res as { rows: unknown[] }).rows;
+  return rows.length > 0;
+}
+
+export async function readBucket(q: Knex, key: string): Promise<{ level: number; updated_ts: number } | null> {
+  const r = await q('rate_limits').where({ key }).first();
+  return r ? { level: Number(r.level), updated_ts: Number(r.updated_ts) } : null;
+}
+
+export async function deleteBucket(q: Knex, key: string): Promise<void> {
+  await q('rate_limits').where({ key }).delete();
+}

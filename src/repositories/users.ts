@@ -1,0 +1,85 @@
+// SQL for accounts and their profiles.
+
+import type { Knex } from 'knex';
+
+export interface UserRow {
+  user_id: string;
+  localpart: string;
+  password_hash: string | null;
+  is_admin: boolean;
+  is_guest: boolean;
+  deactivated: boolean;
+  created_ts: number;
+}
+
+function toUser(r: Record<string, unknown> | undefined): UserRow | null {
+  if (!r) return null;
+  return {
+    user_id: r.user_id as string,
+    localpart: r.localpart as string,
+    password_hash: (r.password_hash as string | null) ?? null,
+    is_admin: !!r.is_admin,
+    is_guest: !!r.is_guest,
+    deactivated: !!r.deactivated,
+    created_ts: Number(r.created_ts),
+  };
+}
+
+export async function findUser(q: Knex, userId: string): Promise<UserRow | null> {
+  return toUser(await q('users').where({ user_id: userId }).first());
+}
+
+/** The user whose localpart matches case-insensitively, when exactly one does (as Synapse's login lookup). */
+export async function findUserByLocalpartCaseInsensitive(q: Knex, localpart: string): Promise<UserRow | null> {
+  const rows = await q('users').whereRaw('lower(localpart) = ?', [localpart.toLowerCase()]).limit(2);
+  return rows.length === 1 ? toUser(rows[0]) : null;
+}
+
+export async function localpartExists(q: Knex, localpart: string): Promise<boolean> {
+  const row = await q('users').whereRaw('lower(localpart) = ?', [localpart.toLowerCase()]).first('user_id');
+  return row !== undefined;
+}
+
+/**
+ * Inserts a user and their profile. Returns false when the user ID is taken:
+ * the primary key decides races between parallel registrations.
+ */
+export async function insertUser(
+  q: Knex,
+  user: { user_id: string; localpart: string; password_hash: string | null; is_admin: boolean; is_guest: boolean; displayname: string | null },
+  now: number,
+): Promise<boolean> {
+  const inserted = await q('users')
+    .insert({
+      user_id: user.user_id,
+      localpart: user.localpart,
+      password_hash: user.password_hash,
+      is_admin: user.is_admin,
+      is_guest: user.is_guest,
+      deactivated: false,
+      created_ts: now,
+    })
+    .onConflict()
+    .ignore()
+    .returning('user_id');
+  if (inserted.length === 0) return false;
+  await q('profiles').insert({ user_id: user.user_id, displayname: user.displayname, avatar_url: null });
+  return true;
+}
+
+export async function setPasswordHash(q: Knex, userId: string, hash: string | null): Promise<void> {
+  await q('users').where({ user_id: userId }).update({ password_hash: hash });
+}
+
+export async function markDeactivated(q: Knex, userId: string): Promise<void> {
+  await q('users').where({ user_id: userId }).update({ deactivated: true, password_hash: null });
+}
+
+export async function clearProfile(q: Knex, userId: string): Promise<void> {
+  await q('profiles').where({ user_id: userId }).update({ displayname: null, avatar_url: null });
+}
+
+export async function countUsers(q: Knex): Promise<number> {
+  const row = await q('users').count<{ n: number | string }[]>({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}

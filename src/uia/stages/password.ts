@@ -1,0 +1,40 @@
+// m.login.password: re-authenticates the signed-in user with their password.
+// The identifier must name that same user; failures count against
+// rc_login.failed_attempts, as Synapse does for UIA.
+
+import type { PasswordHasher } from '../../crypto/passwords.js';
+import { badJson, forbidden, MatrixError } from '../../errors.js';
+import { parseUserId, userFromIdentifier, userIdFor } from '../../domain/user-ids.js';
+import { findUser } from '../../repositories/users.js';
+import type { RateLimiter } from '../../ratelimit/limiter.js';
+import type { StageContext, StageOutcome, UiaStage } from '../types.js';
+
+export class PasswordStage implements UiaStage {
+  readonly type = 'm.login.password';
+
+  constructor(
+    private readonly serverName: string,
+    private readonly hasher: PasswordHasher,
+    private readonly failedAttempts: RateLimiter,
+  ) {}
+
+  async check(auth: Record<string, unknown>, ctx: StageContext): Promise<StageOutcome> {
+    const userId = ctx.operation.userId;
+    if (userId === null) return { ok: false, error: forbidden('Password authentication needs a signed-in user') };
+    if (typeof auth.password !== 'string') throw badJson('auth.password must be a string');
+    // Clients may leave the identifier out; it then means the signed-in user.
+    if (auth.identifier !== undefined || auth.user !== undefined) {
+      const localpart = userFromIdentifier(auth, this.serverName);
+      if (userIdFor(localpart, this.serverName) !== userId && localpart.toLowerCase() !== parseUserId(userId)?.localpart.toLowerCase())
+        return { ok: false, error: forbidden('The identifier does not match the signed-in user') };
+    }
+    await this.failedAttempts.check(userId);
+    const user = await findUser(ctx.db, userId);
+    if (user && !user.password_hash) return { ok: false, error: forbidden('This account has no password') };
+    if (!user || !(await this.hasher.verify(user.password_hash, auth.password))) {
+      await this.failedAttempts.record(userId);
+      return { ok: false, error: new MatrixError(401, 'M_FORBIDDEN', 'Invalid password') };
+    }
+    return { ok: true };
+  }
+}

@@ -1,0 +1,51 @@
+// The seam between the UIA engine and its stages. A stage is a plug-in: it
+// checks its part of an `auth` dict, may keep state in the session (e.g. a
+// reserved registration-token use), may publish `params` in the 401 body (e.g.
+// terms policies), and takes part in the session's completion (inside the
+// operation's own transaction) and expiry (to give back what it holds).
+
+import type { Knex } from 'knex';
+import type { MatrixError } from '../errors.js';
+
+/** What a UIA session may authorise: one operation, for one user (or none, for registration). */
+export interface UiaOperation {
+  /** Method and version-less path, e.g. "POST /account/deactivate" or "DELETE /devices/ABC". */
+  name: string;
+  /** The authenticated user, or null for unauthenticated operations such as registration. */
+  userId: string | null;
+  /** The request's meaningful fields; a session bound to one set refuses another. Leave secrets out. */
+  binding: Record<string, unknown>;
+  /** Caller facts a stage may need (e.g. the client's IP for rate limits). */
+  clientIp: string;
+}
+
+export interface StageContext {
+  db: Knex;
+  operation: UiaOperation;
+  sessionId: string;
+  /** This stage's state from earlier requests in the session, if any. */
+  state: unknown;
+  now: number;
+}
+
+export type StageOutcome = { ok: true; state?: unknown } | { ok: false; error: MatrixError };
+
+export interface UiaStage {
+  readonly type: string;
+  /** The value of `params[type]` in the 401 body, or undefined for none. */
+  params?(operation: UiaOperation): Promise<unknown> | unknown;
+  /** Checks this stage's fields of the `auth` dict. */
+  check(auth: Record<string, unknown>, ctx: StageContext): Promise<StageOutcome>;
+  /** Runs in the operation's transaction when a session that passed this stage completes. */
+  onComplete?(state: unknown, trx: Knex.Transaction, operation: UiaOperation): Promise<void>;
+  /** Runs when a session that passed this stage expires unused, to release what it held. */
+  onExpire?(state: unknown, trx: Knex.Transaction): Promise<void>;
+}
+
+/** The result of a UIA round that satisfied a flow. Pass it to `UiaEngine.complete`. */
+export interface CompletedAuth {
+  sessionId: string;
+  completed: string[];
+  stageState: Record<string, unknown>;
+  operation: UiaOperation;
+}

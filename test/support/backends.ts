@@ -1,0 +1,49 @@
+// Which databases the suites run on. SQLite always; PostgreSQL when
+// GATEHOUSE_TEST_PG names a server (.ci/run starts one and sets it), e.g.
+// GATEHOUSE_TEST_PG=postgres://gatehouse:gatehouse@127.0.0.1:5432/postgres
+
+import { randomBytes } from 'node:crypto';
+import knexFactory, { type Knex } from 'knex';
+
+export type Backend = 'sqlite' | 'postgres';
+
+export function backends(): Backend[] {
+  return process.env.GATEHOUSE_TEST_PG ? ['sqlite', 'postgres'] : ['sqlite'];
+}
+
+if (!process.env.GATEHOUSE_TEST_PG && !process.env.GATEHOUSE_TEST_PG_NOTICE_SHOWN) {
+  process.env.GATEHOUSE_TEST_PG_NOTICE_SHOWN = '1';
+  process.stderr.write('note: GATEHOUSE_TEST_PG is not set; running the suites on SQLite only (.ci/run sets it)\n');
+}
+
+export interface PgDatabase {
+  args: { host: string; port: number; user: string; password: string | null; database: string };
+  drop(): Promise<void>;
+}
+
+/** Creates a fresh, uniquely named PostgreSQL database for one test server. */
+export async function createPgDatabase(): Promise<PgDatabase> {
+  const url = new URL(process.env.GATEHOUSE_TEST_PG!);
+  const name = `gh_test_${randomBytes(6).toString('hex')}`;
+  const admin = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 1 } });
+  await admin.raw(`CREATE DATABASE ${name}`);
+  await admin.destroy();
+  return {
+    args: {
+      host: url.hostname,
+      port: Number(url.port || 5432),
+      user: decodeURIComponent(url.username),
+      password: url.password ? decodeURIComponent(url.password) : null,
+      database: name,
+    },
+    async drop() {
+      const a = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 1 } });
+      await a.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await a.destroy();
+    },
+  };
+}
+
+export function pgKnex(args: PgDatabase['args']): Knex {
+  return knexFactory({ client: 'pg', connection: { ...args, password: args.password ?? undefined }, pool: { min: 0, max: 4 } });
+}

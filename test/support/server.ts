@@ -1,0 +1,167 @@
+// Spawns the real, compiled server on a free port with a temp config and
+// database, as Complement does, and speaks HTTP to it.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { stringify } from 'yaml';
+import { type Backend, createPgDatabase, type PgDatabase, pgKnex } from './backends.js';
+
+const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
+
+/** Rate limits out of the way; tests that exercise them set their own. */
+const OPEN = { per_second: 100000, burst_count: 100000 };
+
+export interface Response<T = any> {
+  status: number;
+  headers: Headers;
+  body: T;
+  text: string;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  /** Sent as-is instead of JSON-encoding `body`. */
+  rawBody?: string;
+  token?: string;
+  headers?: Record<string, string>;
+}
+
+export interface TestServer {
+  url: string;
+  serverName: string;
+  backend: Backend;
+  dataDir: string;
+  logs: () => string;
+  request<T = any>(method: string, path: string, opts?: RequestOptions): Promise<Response<T>>;
+  /** Registers through the one-request dummy flow; returns the 200 body. */
+  register(username: string, password?: string, extra?: Record<string, unknown>): Promise<{ user_id: string; access_token: string; device_id: string }>;
+  login(username: string, password?: string, extra?: Record<string, unknown>): Promise<{ user_id: string; access_token: string; device_id: string }>;
+  /** A direct connection to the server's database, for asserting what changed. */
+  db(): Knex;
+  stop(): Promise<void>;
+}
+
+export const DEFAULT_PASSWORD = 'correct horse battery staple';
+
+export async function startServer(backend: Backend = 'sqlite', overrides: Record<string, unknown> = {}): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+  let pg: PgDatabase | null = null;
+  let database: Record<string, unknown>;
+  if (backend === 'postgres') {
+    pg = await createPgDatabase();
+    database = { name: 'psycopg2', args: pg.args };
+  } else {
+    database = { name: 'sqlite3', args: { database: join(dir, 'homeserver.db') } };
+  }
+  const serverName = 'test.local';
+  const config = {
+    server_name: serverName,
+    listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http' }],
+    database,
+    signing_key_path: join(dir, 'signing.key'),
+    enable_registration: true,
+    enable_registration_without_verification: true,
+    registration_shared_secret: 'test-shared-secret',
+    rc_login: { address: OPEN, account: OPEN, failed_attempts: OPEN },
+    rc_registration: OPEN,
+    log_level: 'info',
+    // Fast hashing keeps the suites quick; the parameters are still argon2id.
+    argon2: { memory_cost: 1024, time_cost: 1, parallelism: 1 },
+    ...overrides,
+  };
+  const configPath = join(dir, 'homeserver.yaml');
+  writeFileSync(configPath, stringify(config));
+
+  const child: ChildProcess = spawn(process.execPath, [MAIN, 'start', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, GATEHOUSE_CONFIG: '' },
+  });
+  let output = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString();
+      for (const line of output.split('\n')) {
+        if (!line.includes('Gatehouse is ready')) continue;
+        try {
+          const parsed = JSON.parse(line) as { listening: string[] };
+          clearTimeout(timer);
+          resolve(parsed.listening[0]!);
+        } catch {
+          /* partial line */
+        }
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code}:\n${output}`));
+    });
+  });
+  child.removeAllListeners('exit');
+
+  let knex: Knex | null = null;
+  const server: TestServer = {
+    url,
+    serverName,
+    backend,
+    dataDir: dir,
+    logs: () => output,
+    async request(method, path, opts = {}) {
+      const headers: Record<string, string> = { ...opts.headers };
+      let body: string | undefined;
+      if (opts.rawBody !== undefined) body = opts.rawBody;
+      else if (opts.body !== undefined) {
+        body = JSON.stringify(opts.body);
+        headers['Content-Type'] ??= 'application/json';
+      }
+      if (opts.token) headers.Authorization = `Bearer ${opts.token}`;
+      const res = await fetch(url + path, { method, headers, body });
+      const text = await res.text();
+      let parsed: unknown = undefined;
+      try {
+        parsed = text ? JSON.parse(text) : undefined;
+      } catch {
+        parsed = undefined;
+      }
+      return { status: res.status, headers: res.headers, body: parsed as any, text };
+    },
+    async register(username, password = DEFAULT_PASSWORD, extra = {}) {
+      const res = await server.request('POST', '/_matrix/client/v3/register', {
+        body: { username, password, auth: { type: 'm.login.dummy' }, ...extra },
+      });
+      if (res.status !== 200) throw new Error(`register ${username}: ${res.status} ${res.text}`);
+      return res.body;
+    },
+    async login(username, password = DEFAULT_PASSWORD, extra = {}) {
+      const res = await server.request('POST', '/_matrix/client/v3/login', {
+        body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: username }, password, ...extra },
+      });
+      if (res.status !== 200) throw new Error(`login ${username}: ${res.status} ${res.text}`);
+      return res.body;
+    },
+    db() {
+      knex ??=
+        backend === 'postgres'
+          ? pgKnex(pg!.args)
+          : knexFactory({ client: 'sqlite3', connection: { filename: join(dir, 'homeserver.db') }, useNullAsDefault: true });
+      return knex;
+    },
+    async stop() {
+      if (knex) await knex.destroy();
+      if (child.exitCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM');
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+        if (child.exitCode === null) child.kill('SIGKILL');
+      }
+      if (pg) await pg.drop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return server;
+}
