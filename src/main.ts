@@ -81,6 +81,8 @@ async function start(values: Record<string, string | boolean | undefined>) {
   const gatehouse = await createGatehouse(config, { logger, ephemeralKey: ephemeral });
   const addresses = await gatehouse.listen();
   const urls = addresses.map((a) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
+  // --port 0: advertise (well-known, login's well_known) the port actually picked, not 0.
+  if (ephemeral && port === 0) config.public_baseurl = `${urls[0]}/`;
   logger.info({ server_name: config.server_name, listening: urls }, 'Gatehouse is ready');
 
   if (ephemeral) {

@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { userFromIdentifier, userIdFor } from '../domain/user-ids.js';
-import { badJson, forbidden, MatrixError } from '../errors.js';
+import { badJson, forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
@@ -47,17 +47,22 @@ export class LoginHandler {
 
   async login(req: LoginRequest): Promise<LoginResponse> {
     const type = req.body.type;
+    if (type === undefined || type === null) throw missingParam('Missing parameter: type');
     if (typeof type !== 'string') throw badJson('type must be a string');
     if (type !== 'm.login.password' || !this.config.password_config.enabled)
       throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}`);
     const password = req.body.password;
+    if (password === undefined || password === null) throw missingParam('Missing parameter: password');
     if (typeof password !== 'string') throw badJson('password must be a string');
 
     await this.limiters.address.take(req.ip);
     const localpart = userFromIdentifier(req.body, this.config.server_name);
     const requestedId = userIdFor(localpart, this.config.server_name);
-    await this.limiters.account.take(requestedId);
-    await this.limiters.failedAttempts.check(requestedId);
+    // The lookup below ignores case, so the limits must too (as Synapse):
+    // otherwise "Alice", "aLice", ... would each get a fresh set of attempts.
+    const limitKey = requestedId.toLowerCase();
+    await this.limiters.account.take(limitKey);
+    await this.limiters.failedAttempts.check(limitKey);
 
     // As Synapse: an exact match first, then a unique case-insensitive one.
     const user = (await Users.findUser(this.db, requestedId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, localpart));
@@ -66,7 +71,7 @@ export class LoginHandler {
       throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
     }
     if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) {
-      await this.limiters.failedAttempts.record(requestedId);
+      await this.limiters.failedAttempts.record(limitKey);
       throw invalidCredentials();
     }
 

@@ -59,8 +59,14 @@ export class RegistrationHandler {
 
     const flows = this.flows();
     if (flows.length === 0) throw forbidden('Registration has been disabled');
+    // Only what the request actually sets binds the session, so the session of
+    // an empty probe (`POST /register {}`, as Element Web and Nheko send to
+    // learn the flows) can be continued by the real request.
+    const binding: Record<string, unknown> = {};
+    if (req.username !== null) binding.username = req.username;
+    if (req.inhibitLogin) binding.inhibit_login = true;
     const auth = await this.uia.authenticate(
-      { name: 'POST /register', userId: null, binding: { username: req.username, inhibit_login: req.inhibitLogin }, clientIp: req.ip },
+      { name: 'POST /register', userId: null, binding, clientIp: req.ip },
       flows,
       req.auth,
     );

@@ -31,6 +31,9 @@ export interface SessionRequest {
   userAgent: string | null;
 }
 
+/** Rolls back a refresh that lost a race with a parallel one. */
+class LostRace extends Error {}
+
 /** How often a device's last-seen fields are written at most (per process). */
 const LAST_SEEN_INTERVAL_MS = 60_000;
 
@@ -117,20 +120,29 @@ export class SessionHandler {
   /**
    * Exchanges a refresh token for a new pair. The old refresh token keeps
    * working (a client may retry after a lost response) until the new access
-   * token is first used; then it is deleted.
+   * token is first used; then it is deleted. A retry replaces the unused pair
+   * made last time, so one refresh token has at most one live successor.
    */
   async refresh(refreshToken: string): Promise<IssuedSession> {
-    return this.db.transaction(async (trx) => {
-      const now = this.clock();
-      const row = await Tokens.findRefreshToken(trx, hashToken(refreshToken));
-      if (!row) throw unknownToken('Unknown refresh token');
-      if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Refresh token has expired');
-      // A retry: drop the unused successor made last time before making another.
-      if (row.next_token_id !== null) await Tokens.deleteRefreshTokenWithAccessTokens(trx, row.next_token_id);
-      const { issued, refreshTokenId } = await this.issueTokens(trx, row.user_id, row.device_id, true, now);
-      await Tokens.setNextRefreshToken(trx, row.id, refreshTokenId!);
-      return issued;
-    });
+    const hash = hashToken(refreshToken);
+    // Parallel refreshes of one token race on the compare-and-set link; the loser starts over.
+    for (let attempt = 0; ; attempt++) {
+      const issued = await this.db.transaction(async (trx) => {
+        const now = this.clock();
+        const row = await Tokens.findRefreshToken(trx, hash);
+        if (!row) throw unknownToken('Unknown refresh token');
+        if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Refresh token has expired');
+        const made = await this.issueTokens(trx, row.user_id, row.device_id, true, now);
+        if (!(await Tokens.linkNextRefreshToken(trx, row.id, made.refreshTokenId!, row.next_token_id))) throw new LostRace();
+        if (row.next_token_id !== null) await Tokens.deleteRefreshTokenWithAccessTokens(trx, row.next_token_id);
+        return made.issued;
+      }).catch((err: unknown) => {
+        if (err instanceof LostRace) return null;
+        throw err;
+      });
+      if (issued) return issued;
+      if (attempt >= 5) throw new Error('refresh kept losing races');
+    }
   }
 
   /** Ends one device's session: the device and all its tokens. */

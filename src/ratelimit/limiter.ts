@@ -23,7 +23,7 @@ function waitMs(level: number, cost: number, limit: RateLimit): number {
 const drained = (level: number, since: number, now: number, rate: number) => Math.max(level - ((now - since) * rate) / 1000, 0);
 
 export class MemoryBucketStore implements BucketStore {
-  private readonly buckets = new Map<string, { level: number; ts: number }>();
+  private readonly buckets = new Map<string, { level: number; ts: number; rate: number }>();
   private lastSweep = 0;
 
   async take(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
@@ -31,7 +31,7 @@ export class MemoryBucketStore implements BucketStore {
     const b = this.buckets.get(key);
     const level = b ? drained(b.level, b.ts, now, limit.per_second) : 0;
     const wait = waitMs(level, cost, limit);
-    if (wait === 0) this.buckets.set(key, { level: level + cost, ts: now });
+    if (wait === 0) this.buckets.set(key, { level: level + cost, ts: now, rate: limit.per_second });
     return wait;
   }
 
@@ -40,11 +40,15 @@ export class MemoryBucketStore implements BucketStore {
     return waitMs(b ? drained(b.level, b.ts, now, limit.per_second) : 0, cost, limit);
   }
 
-  /** Forgets buckets idle for an hour, so the map cannot grow without bound. */
+  /**
+   * Forgets buckets that have drained empty, so the map cannot grow without
+   * bound (as Synapse prunes). A bucket still holding actions is kept, however
+   * long it has been idle, or forgetting it would lift its limit early.
+   */
   private sweep(now: number): void {
     if (now - this.lastSweep < 60_000) return;
     this.lastSweep = now;
-    for (const [k, b] of this.buckets) if (now - b.ts > 3_600_000) this.buckets.delete(k);
+    for (const [k, b] of this.buckets) if (drained(b.level, b.ts, now, b.rate) === 0) this.buckets.delete(k);
   }
 }
 

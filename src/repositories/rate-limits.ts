@@ -15,7 +15,9 @@ export async function tryTakeFromBucket(
   burst: number,
   now: number,
 ): Promise<boolean> {
-  const drained = `GREATEST(rate_limits.level - (? - rate_limits.updated_ts) * ? / 1000.0, 0)`;
+  // PostgreSQL would infer the rate's parameter type as BIGINT from `now - updated_ts`
+  // and reject a fractional rate such as 0.17; the cast keeps it a double.
+  const drained = `GREATEST(rate_limits.level - (? - rate_limits.updated_ts) * CAST(? AS DOUBLE PRECISION) / 1000.0, 0)`;
   const sqliteDrained = drained.replace('GREATEST', 'MAX');
   const expr = q.client.config.client === 'pg' ? drained : sqliteDrained;
   const res = await q.raw(

@@ -23,20 +23,6 @@ export interface RefreshTokenRow {
 
 const num = (v: unknown) => (v == null ? null : Number(v));
 
-export async function findAccessToken(q: Knex, tokenHash: string): Promise<AccessTokenRow | null> {
-  const r = await q('access_tokens').where({ token_hash: tokenHash }).first();
-  if (!r) return null;
-  return {
-    id: Number(r.id),
-    token_hash: r.token_hash,
-    user_id: r.user_id,
-    device_id: r.device_id,
-    refresh_token_id: num(r.refresh_token_id),
-    used: !!r.used,
-    expires_ts: num(r.expires_ts),
-  };
-}
-
 export interface AccessTokenWithUser extends AccessTokenRow {
   is_guest: boolean;
   deactivated: boolean;
@@ -80,8 +66,13 @@ export async function insertRefreshToken(
   return Number(typeof row === 'object' ? row.id : row);
 }
 
+/**
+ * Inside a transaction on PostgreSQL the row stays locked until commit, so
+ * parallel refreshes of one token take turns instead of racing (SQLite already
+ * runs one transaction at a time).
+ */
 export async function findRefreshToken(q: Knex, tokenHash: string): Promise<RefreshTokenRow | null> {
-  const r = await q('refresh_tokens').where({ token_hash: tokenHash }).first();
+  const r = await q('refresh_tokens').where({ token_hash: tokenHash }).forUpdate().first();
   if (!r) return null;
   return {
     id: Number(r.id),
@@ -93,9 +84,15 @@ export async function findRefreshToken(q: Knex, tokenHash: string): Promise<Refr
   };
 }
 
-/** Links a refresh token to the one it was exchanged for. */
-export async function setNextRefreshToken(q: Knex, id: number, nextId: number): Promise<void> {
-  await q('refresh_tokens').where({ id }).update({ next_token_id: nextId });
+/**
+ * Links a refresh token to the one it was exchanged for, only if its link is
+ * still `expectedNext` (compare-and-set): false means a parallel refresh won.
+ */
+export async function linkNextRefreshToken(q: Knex, id: number, nextId: number, expectedNext: number | null): Promise<boolean> {
+  const query = q('refresh_tokens').where({ id });
+  if (expectedNext === null) query.whereNull('next_token_id');
+  else query.where({ next_token_id: expectedNext });
+  return (await query.update({ next_token_id: nextId })) > 0;
 }
 
 /**

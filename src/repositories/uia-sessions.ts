@@ -46,15 +46,25 @@ export async function bindSessionBody(q: Knex, sessionId: string, bodyHash: stri
   return n > 0;
 }
 
-/** Adds a completed stage (idempotent) and merges that stage's state. */
+/**
+ * Adds a completed stage (idempotent) and merges that stage's state. A
+ * compare-and-set on the stored values, so that two requests passing different
+ * stages of one session at once do not overwrite each other's stage.
+ */
 export async function recordStage(q: Knex, sessionId: string, stage: string, state: unknown): Promise<void> {
-  const current = await findSession(q, sessionId);
-  if (!current) return;
-  const completed = current.completed.includes(stage) ? current.completed : [...current.completed, stage];
-  const stageState = state === undefined ? current.stage_state : { ...current.stage_state, [stage]: state };
-  await q('uia_sessions')
-    .where({ session_id: sessionId })
-    .update({ completed: JSON.stringify(completed), stage_state: JSON.stringify(stageState) });
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const r = await q('uia_sessions').where({ session_id: sessionId }).first('completed', 'stage_state');
+    if (!r) return;
+    const completedNow = JSON.parse(r.completed as string) as string[];
+    const stateNow = JSON.parse(r.stage_state as string) as Record<string, unknown>;
+    const completed = completedNow.includes(stage) ? completedNow : [...completedNow, stage];
+    const stageState = state === undefined ? stateNow : { ...stateNow, [stage]: state };
+    const n = await q('uia_sessions')
+      .where({ session_id: sessionId, completed: r.completed, stage_state: r.stage_state })
+      .update({ completed: JSON.stringify(completed), stage_state: JSON.stringify(stageState) });
+    if (n > 0) return;
+  }
+  throw new Error(`UIA session ${sessionId}: too many concurrent updates`);
 }
 
 /** Removes a session. Returns false when it was already gone (completed or expired by another request). */

@@ -41,17 +41,41 @@ export interface TestServer {
   login(username: string, password?: string, extra?: Record<string, unknown>): Promise<{ user_id: string; access_token: string; device_id: string }>;
   /** A direct connection to the server's database, for asserting what changed. */
   db(): Knex;
+  /** Stops the process and starts it again on the same config, data directory and database (`url` changes). */
+  restart(): Promise<void>;
   stop(): Promise<void>;
+  /** The PostgreSQL database this server uses (null on SQLite), for `shareDatabaseWith`. */
+  pgArgs: PgDatabase['args'] | null;
+}
+
+export interface StartOptions {
+  /**
+   * PostgreSQL only: run this server on the database of an already running
+   * one (several processes behind one database). The first server owns the
+   * database and drops it on stop; stop this one first.
+   */
+  shareDatabaseWith?: TestServer;
 }
 
 export const DEFAULT_PASSWORD = 'correct horse battery staple';
 
-export async function startServer(backend: Backend = 'sqlite', overrides: Record<string, unknown> = {}): Promise<TestServer> {
+export async function startServer(
+  backend: Backend = 'sqlite',
+  overrides: Record<string, unknown> = {},
+  options: StartOptions = {},
+): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-test-'));
+  /** Set when this server created the database (and so drops it). */
   let pg: PgDatabase | null = null;
+  let pgArgs: PgDatabase['args'] | null = null;
   let database: Record<string, unknown>;
-  if (backend === 'postgres') {
+  if (options.shareDatabaseWith) {
+    if (backend !== 'postgres' || !options.shareDatabaseWith.pgArgs) throw new Error('shareDatabaseWith needs two PostgreSQL servers');
+    pgArgs = options.shareDatabaseWith.pgArgs;
+    database = { name: 'psycopg2', args: pgArgs };
+  } else if (backend === 'postgres') {
     pg = await createPgDatabase();
+    pgArgs = pg.args;
     database = { name: 'psycopg2', args: pg.args };
   } else {
     database = { name: 'sqlite3', args: { database: join(dir, 'homeserver.db') } };
@@ -75,41 +99,61 @@ export async function startServer(backend: Backend = 'sqlite', overrides: Record
   const configPath = join(dir, 'homeserver.yaml');
   writeFileSync(configPath, stringify(config));
 
-  const child: ChildProcess = spawn(process.execPath, [MAIN, 'start', '--config', configPath], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, GATEHOUSE_CONFIG: '' },
-  });
+  let child!: ChildProcess;
   let output = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 20_000);
-    const onData = (chunk: Buffer) => {
-      output += chunk.toString();
-      for (const line of output.split('\n')) {
-        if (!line.includes('Gatehouse is ready')) continue;
-        try {
-          const parsed = JSON.parse(line) as { listening: string[] };
-          clearTimeout(timer);
-          resolve(parsed.listening[0]!);
-        } catch {
-          /* partial line */
-        }
-      }
-    };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`server exited with ${code}:\n${output}`));
+  /** Spawns the server on the config above; resolves to its URL once it is ready. */
+  const launch = async (): Promise<string> => {
+    child = spawn(process.execPath, [MAIN, 'start', '--config', configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, GATEHOUSE_CONFIG: '' },
     });
-  });
-  child.removeAllListeners('exit');
+    // Only this run's output counts towards readiness (a restart appends to the log).
+    const from = output.length;
+    const ready = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`server did not start:\n${output}`)), 20_000);
+      const onData = (chunk: Buffer) => {
+        output += chunk.toString();
+        for (const line of output.slice(from).split('\n')) {
+          if (!line.includes('Gatehouse is ready')) continue;
+          try {
+            const parsed = JSON.parse(line) as { listening: string[] };
+            clearTimeout(timer);
+            resolve(parsed.listening[0]!);
+          } catch {
+            /* partial line */
+          }
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited with ${code}:\n${output}`));
+      });
+    });
+    child.removeAllListeners('exit');
+    return ready;
+  };
+  let url = await launch();
+  const killChild = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  };
 
   let knex: Knex | null = null;
   const server: TestServer = {
-    url,
+    // A getter: a restart listens on a new port.
+    get url() {
+      return url;
+    },
     serverName,
     backend,
     dataDir: dir,
+    pgArgs,
     logs: () => output,
     async request(method, path, opts = {}) {
       const headers: Record<string, string> = { ...opts.headers };
@@ -147,18 +191,17 @@ export async function startServer(backend: Backend = 'sqlite', overrides: Record
     db() {
       knex ??=
         backend === 'postgres'
-          ? pgKnex(pg!.args)
+          ? pgKnex(pgArgs!)
           : knexFactory({ client: 'sqlite3', connection: { filename: join(dir, 'homeserver.db') }, useNullAsDefault: true });
       return knex;
     },
+    async restart() {
+      await killChild();
+      url = await launch();
+    },
     async stop() {
       if (knex) await knex.destroy();
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
-        if (child.exitCode === null) child.kill('SIGKILL');
-      }
+      await killChild();
       if (pg) await pg.drop();
       rmSync(dir, { recursive: true, force: true });
     },

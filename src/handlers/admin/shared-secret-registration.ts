@@ -8,7 +8,7 @@ import type { Config } from '../../config/types.js';
 import type { PasswordHasher } from '../../crypto/passwords.js';
 import { constantTimeEqual, randomString } from '../../crypto/tokens.js';
 import { checkNewLocalpart, userIdFor } from '../../domain/user-ids.js';
-import { badJson, forbidden, MatrixError } from '../../errors.js';
+import { forbidden, MatrixError } from '../../errors.js';
 import * as Nonces from '../../repositories/registration-nonces.js';
 import * as Users from '../../repositories/users.js';
 import { checkPassword } from '../password-policy.js';
@@ -56,7 +56,8 @@ export class SharedSecretRegistrationHandler {
     const parts = [req.nonce, req.username, req.password, req.admin ? 'admin' : 'notadmin'];
     if (req.userType !== null) parts.push(req.userType);
     const expected = createHmac('sha1', secret).update(parts.join('\x00'), 'utf8').digest('hex');
-    if (!(await Nonces.consumeNonce(this.db, req.nonce, this.clock()))) throw badJson('unrecognised nonce');
+    // As Synapse: an unknown, spent or expired nonce is 400 M_UNKNOWN (the JSON itself is fine).
+    if (!(await Nonces.consumeNonce(this.db, req.nonce, this.clock()))) throw new MatrixError(400, 'M_UNKNOWN', 'unrecognised nonce');
     if (!constantTimeEqual(expected, req.mac.toLowerCase())) throw forbidden('HMAC incorrect');
 
     checkNewLocalpart(req.username, this.config.server_name);

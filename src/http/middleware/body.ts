@@ -13,7 +13,9 @@ export function jsonBody(limitBytes: number) {
     text: false,
     multipart: false,
     jsonLimit: limitBytes,
-    jsonStrict: true,
+    // Not strict: a JSON value that is not an object is M_BAD_JSON (below), as Synapse, not M_NOT_JSON.
+    jsonStrict: false,
+    includeUnparsed: true,
     parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE],
   });
   return async (ctx: Context, next: Next) => {
@@ -22,10 +24,19 @@ export function jsonBody(limitBytes: number) {
     if (['POST', 'PUT', 'PATCH', 'DELETE'].includes(ctx.method) && !ctx.is('json')) {
       ctx.request.headers['content-type'] = 'application/json';
     }
-    await parse(ctx, async () => {});
+    try {
+      await parse(ctx, async () => {});
+    } catch (err) {
+      // A broken compressed body (a zlib error) carries no HTTP status; it is bad input all the same.
+      if (!(err as { status?: number }).status && !(err as { statusCode?: number }).statusCode)
+        throw new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
+      throw err;
+    }
     const body = ctx.request.body as unknown;
-    if (body === undefined || body === null) ctx.request.body = {};
-    else if (typeof body !== 'object' || Array.isArray(body)) throw badJson('Content must be a JSON object.');
+    const raw = (ctx.request as { rawBody?: string }).rawBody;
+    // No body (or an empty one) reads as {}.
+    if (raw === undefined || raw === '') ctx.request.body = {};
+    else if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badJson('Content must be a JSON object.');
     await next();
   };
 }

@@ -1,7 +1,7 @@
 // Registration endpoints.
 
 import type Router from '@koa/router';
-import { badJson, missingParam } from '../../errors.js';
+import { badJson, MatrixError, missingParam } from '../../errors.js';
 import type { RegistrationHandler } from '../../handlers/registration.js';
 import { clientPaths, type JsonObject } from '../paths.js';
 import { reply } from '../reply.js';
@@ -11,11 +11,13 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
   // POST /_matrix/client/v3/register
   router.post(clientPaths('/register'), async (ctx) => {
     const kind = ctx.query.kind ?? 'user';
-    if (kind !== 'user' && kind !== 'guest') throw badJson('kind must be "user" or "guest"');
+    // As Synapse: an unknown kind is M_UNRECOGNIZED.
+    if (kind !== 'user' && kind !== 'guest') throw new MatrixError(400, 'M_UNRECOGNIZED', 'kind must be "user" or "guest"');
     const f = new Fields(ctx.request.body as JsonObject);
     const result = await registration.register({
       kind,
-      username: f.optionalString('username', { maxLength: 255 }),
+      // Up to 512 as Synapse; longer than a user ID allows is then M_INVALID_USERNAME.
+      username: f.optionalString('username', { maxLength: 512 }),
       password: f.optionalString('password'),
       deviceId: f.optionalString('device_id', { maxLength: 255 }),
       initialDeviceDisplayName: f.optionalString('initial_device_display_name', { maxLength: 1024 }),

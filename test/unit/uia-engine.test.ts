@@ -1,0 +1,462 @@
+// The UIA engine against a real database (SQLite file, and PostgreSQL when
+// GATEHOUSE_TEST_PG is set), with small test stages and an injected clock.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Knex } from 'knex';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { migrateToLatest, openDatabase } from '../../src/db/database.js';
+import { MatrixError } from '../../src/errors.js';
+import { UiaChallenge, UiaEngine } from '../../src/uia/engine.js';
+import type { CompletedAuth, StageContext, StageOutcome, UiaOperation, UiaStage } from '../../src/uia/types.js';
+import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
+
+const LIFETIME = 60_000;
+const LOG = 'uia_test_log';
+
+/** Passes when `auth.secret` is "open"; publishes params; writes to LOG on completion and expiry. */
+class SecretStage implements UiaStage {
+  readonly type = 'test.secret';
+  readonly completions: { state: unknown; operation: UiaOperation }[] = [];
+  readonly expiries: unknown[] = [];
+
+  params(operation: UiaOperation) {
+    return { hint: `for ${operation.name}` };
+  }
+
+  async check(auth: Record<string, unknown>, ctx: StageContext): Promise<StageOutcome> {
+    if (auth.secret !== 'open') return { ok: false, error: new MatrixError(401, 'M_FORBIDDEN', 'Wrong secret', { detail: 'nope' }) };
+    return { ok: true, state: { reserved: `r-${ctx.sessionId}` } };
+  }
+
+  async onComplete(state: unknown, trx: Knex.Transaction, operation: UiaOperation): Promise<void> {
+    this.completions.push({ state, operation });
+    await trx(LOG).insert({ what: `complete:${(state as { reserved: string }).reserved}` });
+  }
+
+  async onExpire(state: unknown, trx: Knex.Transaction): Promise<void> {
+    this.expiries.push(state);
+    await trx(LOG).insert({ what: `expire:${(state as { reserved: string }).reserved}` });
+  }
+}
+
+/** Always passes; counts how often it ran in the session (sees its earlier state). No params, no hooks. */
+class CountStage implements UiaStage {
+  readonly type = 'test.count';
+  readonly seen: unknown[] = [];
+
+  async check(_auth: Record<string, unknown>, ctx: StageContext): Promise<StageOutcome> {
+    this.seen.push(ctx.state);
+    const n = ((ctx.state as { n?: number } | undefined)?.n ?? 0) + 1;
+    return { ok: true, state: { n } };
+  }
+}
+
+/** Passes after a short delay, keeping `{ held: type }`: lets two requests overlap. */
+class SlowStage implements UiaStage {
+  constructor(readonly type: string) {}
+
+  async check(): Promise<StageOutcome> {
+    await new Promise((r) => setTimeout(r, 5));
+    return { ok: true, state: { held: this.type } };
+  }
+}
+
+/** Catches what `p` rejects with (failing the test if it resolves). */
+async function rejection(p: Promise<unknown>): Promise<MatrixError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof MatrixError) return err;
+    throw err;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** The 401 challenge body thrown by `p`. */
+async function challengeOf(p: Promise<unknown>): Promise<Record<string, any>> {
+  const err = await rejection(p);
+  expect(err).toBeInstanceOf(UiaChallenge);
+  expect(err.status).toBe(401);
+  return err.toJSON();
+}
+
+describe.each(backends())('UIA engine (%s)', (backend) => {
+  let db: Knex;
+  let db2: Knex;
+  let dir: string;
+  let pg: PgDatabase | null = null;
+  let now: number;
+  const clock = () => now;
+  let secret: SecretStage;
+  let count: CountStage;
+  let engine: UiaEngine;
+
+  const op = (over: Partial<UiaOperation> = {}): UiaOperation => ({
+    name: 'POST /thing',
+    userId: '@alice:test.local',
+    binding: { target: 'A' },
+    clientIp: '127.0.0.1',
+    ...over,
+  });
+  const ONE = [['test.secret']];
+  const TWO = [['test.secret', 'test.count']];
+  const sessionRows = async () => db('uia_sessions').count<{ n: number | string }[]>({ n: '*' }).first().then((r) => Number(r?.n));
+  const logRows = async () => (await db(LOG).orderBy('id')).map((r: { what: string }) => r.what);
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-uia-'));
+    if (backend === 'postgres') {
+      pg = await createPgDatabase();
+      db = openDatabase({ name: 'postgres', args: pg.args });
+      db2 = openDatabase({ name: 'postgres', args: pg.args });
+    } else {
+      const file = join(dir, 'uia.db');
+      db = openDatabase({ name: 'sqlite3', args: { database: file } });
+      db2 = openDatabase({ name: 'sqlite3', args: { database: file } });
+    }
+    await migrateToLatest(db);
+    await db.schema.createTable(LOG, (t) => {
+      t.increments('id').primary();
+      t.string('what', 255).notNullable();
+    });
+  });
+
+  afterAll(async () => {
+    await db2?.destroy();
+    await db?.destroy();
+    await pg?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  beforeEach(async () => {
+    await db('uia_sessions').delete();
+    await db(LOG).delete();
+    now = 1_700_000_000_000;
+    secret = new SecretStage();
+    count = new CountStage();
+    engine = new UiaEngine(db, [secret, count], LIFETIME, clock);
+  });
+
+  it('answers a request without auth with a 401 challenge and stores the session', async () => {
+    const body = await challengeOf(engine.authenticate(op(), [['test.secret'], ['test.count']], undefined));
+    expect(body).toEqual({
+      flows: [{ stages: ['test.secret'] }, { stages: ['test.count'] }],
+      // Only stages that publish params appear, with what they return.
+      params: { 'test.secret': { hint: 'for POST /thing' } },
+      session: expect.any(String),
+      completed: [],
+    });
+    expect(body.errcode).toBeUndefined();
+    const row = await db('uia_sessions').where({ session_id: body.session }).first();
+    expect(row.operation).toBe('POST /thing');
+    expect(row.user_id).toBe('@alice:test.local');
+    expect(row.body_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(Number(row.created_ts)).toBe(now);
+    expect(Number(row.expires_ts)).toBe(now + LIFETIME);
+    expect(JSON.parse(row.completed)).toEqual([]);
+
+    // auth: null is the same as no auth; each such request opens a new session.
+    const again = await challengeOf(engine.authenticate(op(), ONE, null));
+    expect(again.session).not.toBe(body.session);
+    expect(await sessionRows()).toBe(2);
+  });
+
+  it('gives a failing stage\'s errcode and error in the 401 body alongside the flows, and records nothing', async () => {
+    const first = await challengeOf(engine.authenticate(op(), ONE, undefined));
+    const body = await challengeOf(engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'wrong', session: first.session }));
+    expect(body).toEqual({
+      flows: [{ stages: ['test.secret'] }],
+      params: { 'test.secret': { hint: 'for POST /thing' } },
+      session: first.session,
+      completed: [],
+      errcode: 'M_FORBIDDEN',
+      error: 'Wrong secret',
+      detail: 'nope',
+    });
+    const row = await db('uia_sessions').where({ session_id: first.session }).first();
+    expect(JSON.parse(row.completed)).toEqual([]);
+    expect(JSON.parse(row.stage_state)).toEqual({});
+  });
+
+  it('completes a single-stage flow in one request without a session', async () => {
+    const auth = await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open' });
+    expect(auth.completed).toEqual(['test.secret']);
+    expect(auth.stageState).toEqual({ 'test.secret': { reserved: `r-${auth.sessionId}` } });
+    expect(auth.operation.name).toBe('POST /thing');
+    // The session exists until complete() ends it.
+    expect(await db('uia_sessions').where({ session_id: auth.sessionId }).first()).toBeDefined();
+  });
+
+  it('walks a multi-stage flow: completed grows, stage state persists, and a stage sees its earlier state', async () => {
+    const s = (await challengeOf(engine.authenticate(op(), TWO, undefined))).session;
+    const afterFirst = await challengeOf(engine.authenticate(op(), TWO, { type: 'test.secret', secret: 'open', session: s }));
+    expect(afterFirst.completed).toEqual(['test.secret']);
+    expect(afterFirst.session).toBe(s);
+    expect(afterFirst.errcode).toBeUndefined();
+
+    // A failure on the second stage keeps what was completed.
+    const failed = await challengeOf(engine.authenticate(op(), TWO, { type: 'test.secret', secret: 'bad', session: s }));
+    expect(failed.completed).toEqual(['test.secret']);
+    expect(failed.errcode).toBe('M_FORBIDDEN');
+
+    // A request with only the session (no type) reports progress without changing it.
+    const progress = await challengeOf(engine.authenticate(op(), TWO, { session: s }));
+    expect(progress.completed).toEqual(['test.secret']);
+
+    const done = await engine.authenticate(op(), TWO, { type: 'test.count', session: s });
+    expect(done.sessionId).toBe(s);
+    expect(done.completed).toEqual(['test.secret', 'test.count']);
+    expect(done.stageState).toEqual({ 'test.secret': { reserved: `r-${s}` }, 'test.count': { n: 1 } });
+    expect(count.seen).toEqual([undefined]);
+
+    // Running a stage again in the same session hands it its stored state.
+    const again = await engine.authenticate(op(), TWO, { type: 'test.count', session: s });
+    expect(count.seen).toEqual([undefined, { n: 1 }]);
+    expect(again.stageState['test.count']).toEqual({ n: 2 });
+    expect(again.completed).toEqual(['test.secret', 'test.count']);
+    const row = await db('uia_sessions').where({ session_id: s }).first();
+    expect(JSON.parse(row.completed)).toEqual(['test.secret', 'test.count']);
+    expect(JSON.parse(row.stage_state)).toEqual({ 'test.secret': { reserved: `r-${s}` }, 'test.count': { n: 2 } });
+
+    // Once a flow is satisfied, a retry with only the session succeeds too (lost response).
+    const retry = await engine.authenticate(op(), TWO, { session: s });
+    expect(retry.completed).toEqual(['test.secret', 'test.count']);
+  });
+
+  it('refuses an unknown stage type, and a known one that no flow offers, with 400 M_UNRECOGNIZED', async () => {
+    const s = (await challengeOf(engine.authenticate(op(), ONE, undefined))).session;
+    for (const type of ['m.login.nonsense', 'test.count']) {
+      const err = await rejection(engine.authenticate(op(), ONE, { type, session: s }));
+      expect(err).not.toBeInstanceOf(UiaChallenge);
+      expect(err.status).toBe(400);
+      expect(err.errcode).toBe('M_UNRECOGNIZED');
+    }
+    const row = await db('uia_sessions').where({ session_id: s }).first();
+    expect(JSON.parse(row.completed)).toEqual([]);
+    expect(count.seen).toEqual([]);
+  });
+
+  it('refuses auth that is not an object, and session/type of the wrong type, with M_BAD_JSON, opening no session', async () => {
+    for (const auth of ['m.login.password', 42, true, [], [{ type: 'test.secret' }], { session: 5 }, { type: ['test.secret'] }, { type: 'test.secret', session: {} }]) {
+      const err = await rejection(engine.authenticate(op(), ONE, auth));
+      expect(err.status, JSON.stringify(auth)).toBe(400);
+      expect(err.errcode, JSON.stringify(auth)).toBe('M_BAD_JSON');
+    }
+    expect(await sessionRows()).toBe(0);
+  });
+
+  it('refuses an unknown session with 400 and does not create it', async () => {
+    const err = await rejection(engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open', session: 'nosuchsession' }));
+    expect(err).not.toBeInstanceOf(UiaChallenge);
+    expect(err.status).toBe(400);
+    expect(err.errcode).toBe('M_UNKNOWN');
+    expect(await sessionRows()).toBe(0);
+  });
+
+  it('refuses a session bound to another operation or another user with 403 M_FORBIDDEN', async () => {
+    const s = (await challengeOf(engine.authenticate(op(), ONE, undefined))).session;
+    const cases: UiaOperation[] = [
+      op({ name: 'POST /other' }),
+      op({ userId: '@mallory:test.local' }),
+      op({ userId: null }),
+    ];
+    for (const other of cases) {
+      const err = await rejection(engine.authenticate(other, ONE, { type: 'test.secret', secret: 'open', session: s }));
+      expect(err.status, JSON.stringify(other)).toBe(403);
+      expect(err.errcode).toBe('M_FORBIDDEN');
+    }
+    // The stage never ran for the intruders, and the session is intact for its owner.
+    const row = await db('uia_sessions').where({ session_id: s }).first();
+    expect(JSON.parse(row.completed)).toEqual([]);
+    expect(row.operation).toBe('POST /thing');
+    expect((await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open', session: s })).sessionId).toBe(s);
+  });
+
+  it('refuses a session whose binding changed with 403; key order does not matter', async () => {
+    const s = (await challengeOf(engine.authenticate(op({ binding: { a: 1, b: [1, 2] } }), ONE, undefined))).session;
+    for (const binding of [{ a: 1, b: [1, 2, 3] }, { a: 2, b: [1, 2] }, { a: 1 }, { a: 1, b: [2, 1] }, {}]) {
+      const err = await rejection(engine.authenticate(op({ binding }), ONE, { type: 'test.secret', secret: 'open', session: s }));
+      expect(err.status, JSON.stringify(binding)).toBe(403);
+      expect(err.errcode).toBe('M_FORBIDDEN');
+    }
+    expect(JSON.parse((await db('uia_sessions').where({ session_id: s }).first()).completed)).toEqual([]);
+    // The same fields in another order are the same binding (canonical JSON).
+    const ok = await engine.authenticate(op({ binding: { b: [1, 2], a: 1 } }), ONE, { type: 'test.secret', secret: 'open', session: s });
+    expect(ok.sessionId).toBe(s);
+  });
+
+  it('binds a session opened with an empty binding to the first non-empty one, and then holds it', async () => {
+    const s = (await challengeOf(engine.authenticate(op({ binding: {} }), ONE, undefined))).session;
+    expect((await db('uia_sessions').where({ session_id: s }).first()).body_hash).toBeNull();
+    // Still empty: nothing to adopt, the session stays unbound.
+    await challengeOf(engine.authenticate(op({ binding: {} }), ONE, { session: s }));
+    expect((await db('uia_sessions').where({ session_id: s }).first()).body_hash).toBeNull();
+
+    await challengeOf(engine.authenticate(op({ binding: { target: 'A' } }), ONE, { session: s }));
+    const hash = (await db('uia_sessions').where({ session_id: s }).first()).body_hash;
+    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+
+    for (const binding of [{ target: 'B' }, {}]) {
+      const err = await rejection(engine.authenticate(op({ binding }), ONE, { type: 'test.secret', secret: 'open', session: s }));
+      expect(err.status).toBe(403);
+      expect(err.errcode).toBe('M_FORBIDDEN');
+    }
+    expect((await db('uia_sessions').where({ session_id: s }).first()).body_hash).toBe(hash);
+    const ok = await engine.authenticate(op({ binding: { target: 'A' } }), ONE, { type: 'test.secret', secret: 'open', session: s });
+    expect(ok.sessionId).toBe(s);
+  });
+
+  it('complete() runs onComplete in the transaction, ends the session, and works only once', async () => {
+    const auth = await engine.authenticate(op(), TWO.concat([['test.secret']]), { type: 'test.secret', secret: 'open' });
+    await db.transaction((trx) => engine.complete(auth, trx));
+    expect(secret.completions).toEqual([{ state: { reserved: `r-${auth.sessionId}` }, operation: op() }]);
+    expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
+    expect(await sessionRows()).toBe(0);
+
+    const err = await rejection(db.transaction((trx) => engine.complete(auth, trx)));
+    expect(err.status).toBe(403);
+    expect(err.errcode).toBe('M_FORBIDDEN');
+    expect(secret.completions).toHaveLength(1);
+    expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
+
+    // And the session cannot be continued either.
+    const again = await rejection(engine.authenticate(op(), ONE, { session: auth.sessionId }));
+    expect(again.status).toBe(400);
+  });
+
+  it('lets only one of two racing complete() calls of the same session succeed', async () => {
+    const auth = await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open' });
+    const other = new UiaEngine(db2, [new SecretStage(), new CountStage()], LIFETIME, clock);
+    const results = await Promise.allSettled([
+      db.transaction((trx) => engine.complete(auth, trx)),
+      db2.transaction((trx) => other.complete(auth, trx)),
+    ]);
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    const failed = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
+    expect((failed.reason as MatrixError).errcode).toBe('M_FORBIDDEN');
+    expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
+  });
+
+  it('keeps the session when the operation\'s transaction rolls back', async () => {
+    const auth = await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open' });
+    await expect(
+      db.transaction(async (trx) => {
+        await engine.complete(auth, trx);
+        throw new Error('operation failed after completing UIA');
+      }),
+    ).rejects.toThrow('operation failed');
+    // onComplete ran, but its write went with the transaction; the session is still there.
+    expect(secret.completions).toHaveLength(1);
+    expect(await logRows()).toEqual([]);
+    expect(await db('uia_sessions').where({ session_id: auth.sessionId }).first()).toBeDefined();
+
+    // The client can retry with the same session.
+    const retry = await engine.authenticate(op(), ONE, { session: auth.sessionId });
+    await db.transaction((trx) => engine.complete(retry, trx));
+    expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
+    expect(await sessionRows()).toBe(0);
+  });
+
+  it('does not run onComplete of stages that were not completed', async () => {
+    // Two alternative flows: completing test.count alone satisfies the second one.
+    const flows = [['test.secret', 'test.count'], ['test.count']];
+    const auth = await engine.authenticate(op(), flows, { type: 'test.count' });
+    expect(auth.completed).toEqual(['test.count']);
+    await db.transaction((trx) => engine.complete(auth, trx));
+    expect(secret.completions).toEqual([]);
+    expect(await logRows()).toEqual([]);
+  });
+
+  it('records both stages when two processes pass different stages of one session at once', async () => {
+    const stages = () => [new SlowStage('slow.a'), new SlowStage('slow.b'), new SlowStage('slow.c')];
+    const e1 = new UiaEngine(db, stages(), LIFETIME, clock);
+    const e2 = new UiaEngine(db2, stages(), LIFETIME, clock);
+    const flows = [['slow.a', 'slow.b', 'slow.c']];
+    for (let i = 0; i < 10; i++) {
+      const s = (await challengeOf(e1.authenticate(op(), flows, undefined))).session;
+      const both = await Promise.allSettled([
+        e1.authenticate(op(), flows, { type: 'slow.a', session: s }),
+        e2.authenticate(op(), flows, { type: 'slow.b', session: s }),
+      ]);
+      // Neither satisfies the flow on its own.
+      for (const r of both) expect(((r as PromiseRejectedResult).reason as MatrixError).status).toBe(401);
+      const row = await db('uia_sessions').where({ session_id: s }).first();
+      expect(JSON.parse(row.completed).sort()).toEqual(['slow.a', 'slow.b']);
+      expect(JSON.parse(row.stage_state)).toEqual({ 'slow.a': { held: 'slow.a' }, 'slow.b': { held: 'slow.b' } });
+      // So the last stage completes the flow, with both earlier stages' state.
+      const done = await e1.authenticate(op(), flows, { type: 'slow.c', session: s });
+      expect(done.completed.sort()).toEqual(['slow.a', 'slow.b', 'slow.c']);
+      expect(Object.keys(done.stageState).sort()).toEqual(['slow.a', 'slow.b', 'slow.c']);
+    }
+  });
+
+  it('refuses an expired session (at its expiry instant) with 400', async () => {
+    const s = (await challengeOf(engine.authenticate(op(), TWO, undefined))).session;
+    await challengeOf(engine.authenticate(op(), TWO, { type: 'test.secret', secret: 'open', session: s }));
+    now += LIFETIME - 1;
+    await challengeOf(engine.authenticate(op(), TWO, { session: s }));
+    now += 1;
+    const err = await rejection(engine.authenticate(op(), TWO, { type: 'test.count', session: s }));
+    expect(err).not.toBeInstanceOf(UiaChallenge);
+    expect(err.status).toBe(400);
+    expect(count.seen).toEqual([]);
+  });
+
+  it('expireSessions() deletes only expired sessions and releases each exactly once when two processes sweep at once', async () => {
+    const N = 25;
+    const expiring: string[] = [];
+    for (let i = 0; i < N; i++) {
+      const s = (await challengeOf(engine.authenticate(op({ binding: { i } }), TWO, undefined))).session;
+      // Half have completed a stage (so hold something to release), half have not.
+      if (i % 2 === 0) await challengeOf(engine.authenticate(op({ binding: { i } }), TWO, { type: 'test.secret', secret: 'open', session: s }));
+      expiring.push(s);
+    }
+    now += LIFETIME / 2;
+    const young = (await challengeOf(engine.authenticate(op(), TWO, { type: 'test.secret', secret: 'open' }))).session;
+    expect(await engine.expireSessions()).toBe(0);
+    expect(secret.expiries).toEqual([]);
+
+    now += LIFETIME / 2;
+    // A second "process": its own engine, stages and database connection.
+    const secret2 = new SecretStage();
+    const engine2 = new UiaEngine(db2, [secret2, new CountStage()], LIFETIME, clock);
+    const [a, b] = await Promise.all([engine.expireSessions(), engine2.expireSessions()]);
+    expect(a + b).toBe(N);
+
+    const released = [...secret.expiries, ...secret2.expiries].map((st) => (st as { reserved: string }).reserved).sort();
+    const expected = expiring.filter((_, i) => i % 2 === 0).map((s) => `r-${s}`).sort();
+    expect(released).toEqual(expected);
+    expect((await logRows()).sort()).toEqual(expected.map((r) => `expire:${r}`));
+
+    const left = (await db('uia_sessions').select('session_id')).map((r: { session_id: string }) => r.session_id);
+    expect(left).toEqual([young]);
+    expect(await engine.expireSessions()).toBe(0);
+    expect(secret.expiries.length + secret2.expiries.length).toBe(expected.length);
+    // The young session still works.
+    expect((await engine.authenticate(op(), TWO, { type: 'test.count', session: young })).completed).toEqual(['test.secret', 'test.count']);
+  });
+
+  it('sweeps more than one batch', async () => {
+    for (let i = 0; i < 130; i++) await challengeOf(engine.authenticate(op({ binding: { i } }), ONE, undefined));
+    now += LIFETIME;
+    let total = 0;
+    for (let round = 0; round < 5; round++) total += await engine.expireSessions();
+    expect(total).toBe(130);
+    expect(await sessionRows()).toBe(0);
+  });
+
+  it('rejects flows that name a stage it does not have (a programming error, not a client one)', async () => {
+    await expect(engine.authenticate(op(), [['m.login.unknown']], undefined)).rejects.not.toBeInstanceOf(MatrixError);
+    expect(await sessionRows()).toBe(0);
+  });
+
+  it('keeps sessions of different operations apart even for the same user and binding', async () => {
+    const a = (await challengeOf(engine.authenticate(op({ name: 'DELETE /devices/A' }), ONE, undefined))).session;
+    const completed: CompletedAuth = await engine.authenticate(op({ name: 'DELETE /devices/A' }), ONE, { type: 'test.secret', secret: 'open', session: a });
+    const err = await rejection(engine.authenticate(op({ name: 'DELETE /devices/B' }), ONE, { session: completed.sessionId }));
+    expect(err.status).toBe(403);
+    expect(err.errcode).toBe('M_FORBIDDEN');
+  });
+});
