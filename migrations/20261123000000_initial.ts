@@ -79,6 +79,9 @@ export async function up(knex: Knex): Promise<void> {
     t.string('key', 512).primary();
     t.double('level').notNullable();
     t.bigInteger('updated_ts').notNullable();
+    // When the bucket will have drained empty: from then on the row can be deleted.
+    t.bigInteger('empty_ts').notNullable();
+    t.index(['empty_ts']);
   });
 }
 

@@ -4,7 +4,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { createGatehouse } from './app.js';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.js';
 import { configTemplate } from './config/template.js';
 import type { Config } from './config/types.js';
@@ -78,6 +77,8 @@ async function start(values: Record<string, string | boolean | undefined>) {
   const serverName = (values['server-name'] as string | undefined) ?? process.env.SERVER_NAME ?? 'localhost';
   const config = ephemeral ? ephemeralConfig(serverName, port) : readConfig(configPath(values.config as string | undefined));
   const logger = createLogger(config.log_level);
+  // Loaded here, not at the top, so that --help and generate-config answer at once.
+  const { createGatehouse } = await import('./app.js');
   const gatehouse = await createGatehouse(config, { logger, ephemeralKey: ephemeral });
   const addresses = await gatehouse.listen();
   const urls = addresses.map((a) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);

@@ -5,7 +5,7 @@
 import type { Knex } from 'knex';
 import type { RateLimit } from '../config/types.js';
 import { limitExceeded } from '../errors.js';
-import { readBucket, tryTakeFromBucket } from '../repositories/rate-limits.js';
+import { deleteDrainedBuckets, readBucket, tryTakeFromBucket } from '../repositories/rate-limits.js';
 
 export interface BucketStore {
   /** Adds `cost` to the bucket if it fits; returns 0 when allowed, else ms until it would fit. */
@@ -53,9 +53,12 @@ export class MemoryBucketStore implements BucketStore {
 }
 
 export class DatabaseBucketStore implements BucketStore {
+  private lastSweep = 0;
+
   constructor(private readonly db: Knex) {}
 
   async take(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
+    await this.sweep(now);
     if (cost > limit.burst_count) return waitMs(0, cost, limit);
     if (await tryTakeFromBucket(this.db, key, cost, limit.per_second, limit.burst_count, now)) return 0;
     return this.peek(key, cost, limit, now);
@@ -64,6 +67,13 @@ export class DatabaseBucketStore implements BucketStore {
   async peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
     const b = await readBucket(this.db, key);
     return waitMs(b ? drained(b.level, b.updated_ts, now, limit.per_second) : 0, cost, limit);
+  }
+
+  /** Once a minute per process, deletes drained rows so the table cannot grow without bound. */
+  private async sweep(now: number): Promise<void> {
+    if (now - this.lastSweep < 60_000) return;
+    this.lastSweep = now;
+    await deleteDrainedBuckets(this.db, now);
   }
 }
 

@@ -20,12 +20,20 @@ export async function tryTakeFromBucket(
   const drained = `GREATEST(rate_limits.level - (? - rate_limits.updated_ts) * CAST(? AS DOUBLE PRECISION) / 1000.0, 0)`;
   const sqliteDrained = drained.replace('GREATEST', 'MAX');
   const expr = q.client.config.client === 'pg' ? drained : sqliteDrained;
+  // Milliseconds one action takes to drain; a bucket that never drains is kept for a year per action.
+  const msPerAction = rate > 0 ? 1000 / rate : 365 * 86_400_000;
   const res = await q.raw(
-    `INSERT INTO rate_limits (key, level, updated_ts) VALUES (?, ?, ?)
-     ON CONFLICT (key) DO UPDATE SET level = ${expr} + ?, updated_ts = ?
+    `INSERT INTO rate_limits (key, level, updated_ts, empty_ts) VALUES (?, ?, ?, ?)
+     ON CONFLICT (key) DO UPDATE SET level = ${expr} + ?, updated_ts = ?,
+       empty_ts = ? + CAST((${expr} + ?) * CAST(? AS DOUBLE PRECISION) AS BIGINT)
      WHERE ${expr} + ? <= ?
      RETURNING level`,
-    [key, cost, now, now, rate, cost, now, now, rate, cost, burst],
+    [
+      key, cost, now, Math.ceil(now + cost * msPerAction),
+      now, rate, cost, now,
+      now, now, rate, cost, msPerAction,
+      now, rate, cost, burst,
+    ],
   );
   const rows: unknown[] = Array.isArray(res) ? res : (res as { rows: unknown[] }).rows;
   return rows.length > 0;
@@ -38,4 +46,9 @@ export async function readBucket(q: Knex, key: string): Promise<{ level: number;
 
 export async function deleteBucket(q: Knex, key: string): Promise<void> {
   await q('rate_limits').where({ key }).delete();
+}
+
+/** Deletes buckets that have drained empty (they hold nothing a fresh bucket would not). */
+export async function deleteDrainedBuckets(q: Knex, now: number): Promise<number> {
+  return q('rate_limits').where('empty_ts', '<=', now).delete();
 }

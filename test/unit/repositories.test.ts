@@ -9,7 +9,7 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import { deleteDevices, findDevice, listDevices, setDeviceDisplayName, touchDevice, upsertDevice } from '../../src/repositories/devices.js';
-import { deleteBucket, readBucket, tryTakeFromBucket } from '../../src/repositories/rate-limits.js';
+import { deleteBucket, deleteDrainedBuckets, readBucket, tryTakeFromBucket } from '../../src/repositories/rate-limits.js';
 import { consumeNonce, deleteExpiredNonces, insertNonce } from '../../src/repositories/registration-nonces.js';
 import {
   deletePredecessorRefreshTokens,
@@ -626,6 +626,22 @@ describe.each(backends())('repositories (%s)', (backend) => {
       expect(await tryTakeFromBucket(db, key, 3, 1, 5, T0)).toBe(true);
       expect(await tryTakeFromBucket(db, key, 1, 1, 5, T0)).toBe(false);
       expect((await readBucket(db, key))!.level).toBe(5);
+    });
+
+    it('deletes a bucket only once it has drained empty', async () => {
+      const key = uniq('rl');
+      const keep = uniq('rl');
+      // 0.5/s: two actions at T0 leave 1.5 at T0 + 1 s; one more makes 2.5, empty 5 s later (T0 + 6 s).
+      expect(await tryTakeFromBucket(db, key, 1, 0.5, 3, T0)).toBe(true);
+      expect(await tryTakeFromBucket(db, key, 1, 0.5, 3, T0)).toBe(true);
+      expect(await tryTakeFromBucket(db, key, 1, 0.5, 3, T0 + 1000)).toBe(true);
+      // A bucket that never drains (rate 0) is kept.
+      expect(await tryTakeFromBucket(db, keep, 1, 0, 1, T0)).toBe(true);
+      await deleteDrainedBuckets(db, T0 + 5999);
+      expect(await readBucket(db, key)).not.toBeNull();
+      await deleteDrainedBuckets(db, T0 + 6000);
+      expect(await readBucket(db, key)).toBeNull();
+      expect(await readBucket(db, keep)).not.toBeNull();
     });
 
     it('never lets parallel takes exceed the burst', async () => {
