@@ -204,7 +204,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   const dbName = db.string('name', 'sqlite3');
   const dbArgs = track(db.section('args'));
   db.accept('allow_unsafe_locale', 'txn_limit', 'cp_min', 'cp_max');
-  dbArgs.accept('cp_min', 'cp_max', 'keepalives_idle', 'keepalives_interval', 'keepalives_count', 'sslmode');
+  dbArgs.accept('cp_min', 'cp_max', 'keepalives_idle', 'keepalives_interval', 'keepalives_count');
   let database: DatabaseConfig;
   if (dbName === 'sqlite3' || dbName === 'sqlite') {
     const file = dbArgs.string('database', resolvePath('homeserver.db', dataDirectory));
@@ -219,8 +219,13 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
         password: dbArgs.optionalString('password'),
         // Synapse (psycopg2) calls it `database`; libpq also accepts `dbname`.
         database: dbArgs.string('database', dbArgs.string('dbname', 'gatehouse')),
+        sslmode: 'prefer',
       },
     };
+    const sslmode = dbArgs.string('sslmode', 'prefer');
+    const modes = ['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+    if ((modes as readonly string[]).includes(sslmode)) database.args.sslmode = sslmode as (typeof modes)[number];
+    else errors.push(`database.args.sslmode: expected one of ${modes.join(', ')}, got "${sslmode}"`);
   } else {
     errors.push(`database.name: expected "sqlite3" or "psycopg2" (PostgreSQL), got "${dbName}"`);
     database = { name: 'sqlite3', args: { database: ':memory:' } };

@@ -17,7 +17,15 @@ export type DatabaseConfig =
   | { name: 'sqlite3'; args: { database: string } }
   | {
       name: 'postgres';
-      args: { host: string; port: number; user: string; password: string | null; database: string };
+      args: {
+        host: string;
+        port: number;
+        user: string;
+        password: string | null;
+        database: string;
+        /** libpq's sslmode: disable, prefer, require, verify-ca or verify-full. */
+        sslmode?: 'disable' | 'allow' | 'prefer' | 'require' | 'verify-ca' | 'verify-full';
+      };
     };
 
 export interface PasswordPolicy {

@@ -47,12 +47,53 @@ export function openDatabase(config: DatabaseConfig): Knex {
       user: config.args.user,
       password: config.args.password ?? undefined,
       database: config.args.database,
+      ssl: pgSsl(config.args.sslmode),
     },
     pool: { min: 0, max: 10 },
   });
 }
 
+/**
+ * libpq's sslmode in node-postgres terms. node-postgres cannot fall back from
+ * TLS to plain text, so "prefer" and "allow" (libpq's default) connect in
+ * plain text, as they do against a server without TLS.
+ */
+function pgSsl(mode: string | undefined): false | { rejectUnauthorized: boolean; checkServerIdentity?: () => undefined } {
+  if (mode === 'require') return { rejectUnauthorized: false };
+  // verify-ca checks the certificate chain but not the host name.
+  if (mode === 'verify-ca') return { rejectUnauthorized: true, checkServerIdentity: () => undefined };
+  if (mode === 'verify-full') return { rejectUnauthorized: true };
+  return false;
+}
+
+/** How long a starting process waits for another process's migration to finish. */
+const MIGRATION_LOCK_WAIT_MS = 120_000;
+/** PostgreSQL advisory lock key held while migrating ("gatehouse" in ASCII, as a number). */
+const MIGRATION_ADVISORY_LOCK = 0x6761746568;
+
+/**
+ * Brings the schema up to date. Several processes may start at once on one
+ * PostgreSQL database: an advisory lock lets one migrate while the others
+ * wait (even knex's own bookkeeping tables cannot be created concurrently),
+ * and they then find nothing left to do. knex's lock table is the second line
+ * of defence: a process refused by it waits and tries again.
+ */
 export async function migrateToLatest(db: Knex): Promise<string[]> {
-  const [, applied] = (await db.migrate.latest({ migrationSource })) as [number, string[]];
-  return applied;
+  const run = async () => ((await db.migrate.latest({ migrationSource })) as [number, string[]])[1];
+  const deadline = Date.now() + MIGRATION_LOCK_WAIT_MS;
+  for (;;) {
+    try {
+      if (dialectOf(db) !== 'postgres') return await run();
+      // The lock lives as long as this transaction's connection holds it; the
+      // migrations themselves run on other connections from the pool.
+      return await db.transaction(async (trx) => {
+        await trx.raw('SELECT pg_advisory_xact_lock(?)', [MIGRATION_ADVISORY_LOCK]);
+        return run();
+      });
+    } catch (err) {
+      const locked = err instanceof Error && /already locked/i.test(err.message);
+      if (!locked || Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
 }

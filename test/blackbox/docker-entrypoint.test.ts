@@ -128,6 +128,9 @@ describe('Dockerfile', () => {
     expect(fromCopies.some((c) => c.args.includes(`--from=${prod.name}`) && c.args.includes('node_modules'))).toBe(true);
     expect(fromCopies.some((c) => c.args.includes(`--from=${builder!.name}`) && c.args.includes('dist'))).toBe(true);
     expect(runs(runtime).join(' ')).not.toMatch(/apt-get install|npm (ci|install)/);
+    // dist/ is ESM because package.json says "type": "module"; the image must carry it next to dist/.
+    expect(JSON.parse(read('package.json')).type).toBe('module');
+    expect(contextCopies(runtime.body).get('/app/package.json')).toBe('package.json');
   });
 
   it('declares no VOLUME (Complement commits containers; state lives in the image filesystem)', () => {

@@ -208,7 +208,7 @@ describe('database', () => {
     });
     expect(config.database).toEqual({
       name: 'postgres',
-      args: { host: 'db.internal', port: 5433, user: 'synapse', password: 's3cret', database: 'matrix' },
+      args: { host: 'db.internal', port: 5433, user: 'synapse', password: 's3cret', database: 'matrix', sslmode: 'require' },
     });
     // Synapse's pool and connection options are known and pass quietly.
     expect(warnings).toEqual([]);
@@ -217,11 +217,19 @@ describe('database', () => {
   it('defaults the PostgreSQL args and accepts dbname for database', () => {
     expect(build({ database: { name: 'psycopg2' } }).config.database).toEqual({
       name: 'postgres',
-      args: { host: 'localhost', port: 5432, user: 'gatehouse', password: null, database: 'gatehouse' },
+      args: { host: 'localhost', port: 5432, user: 'gatehouse', password: null, database: 'gatehouse', sslmode: 'prefer' },
     });
     const { config, warnings } = build({ database: { name: 'psycopg2', args: { dbname: 'other' } } });
     expect(config.database).toMatchObject({ args: { database: 'other' } });
     expect(warnings).toEqual([]);
+  });
+
+  it.each(['disable', 'allow', 'prefer', 'require', 'verify-ca', 'verify-full'])('accepts libpq sslmode %s', (mode) => {
+    expect(build({ database: { name: 'psycopg2', args: { sslmode: mode } } }).config.database).toMatchObject({ args: { sslmode: mode } });
+  });
+
+  it('rejects an unknown sslmode, naming the key', () => {
+    expect(problemOf({ database: { name: 'psycopg2', args: { sslmode: 'always' } } })).toMatch(/^database\.args\.sslmode: expected one of/);
   });
 
   it('rejects an unknown database name, naming the key', () => {
