@@ -16,17 +16,19 @@ const MAX_DEVICE_NAME = 1024;
 
 export function deviceRoutes(router: Router, devices: DeviceHandler, sessions: SessionHandler, logger: Logger): void {
   const auth = requireAuth(sessions, logger);
+  // As Synapse: guests may list and rename their devices, but not delete them.
+  const authOrGuest = requireAuth(sessions, logger, { allowGuests: true });
 
   // GET /_matrix/client/v3/devices
-  router.get(clientPaths('/devices'), auth, async (ctx) => reply(ctx, 200, await devices.list(requesterOf(ctx))));
+  router.get(clientPaths('/devices'), authOrGuest, async (ctx) => reply(ctx, 200, await devices.list(requesterOf(ctx))));
 
   // GET /_matrix/client/v3/devices/{deviceId}
-  router.get(clientPaths('/devices/:deviceId'), auth, async (ctx) =>
+  router.get(clientPaths('/devices/:deviceId'), authOrGuest, async (ctx) =>
     reply(ctx, 200, await devices.get(requesterOf(ctx), ctx.params.deviceId!)),
   );
 
   // PUT /_matrix/client/v3/devices/{deviceId}
-  router.put(clientPaths('/devices/:deviceId'), auth, async (ctx) => {
+  router.put(clientPaths('/devices/:deviceId'), authOrGuest, async (ctx) => {
     const name = (ctx.request.body as JsonObject).display_name;
     if (name !== undefined && name !== null && typeof name !== 'string') throw badJson('display_name must be a string');
     if (typeof name === 'string' && name.length > MAX_DEVICE_NAME) throw badJson(`display_name must be at most ${MAX_DEVICE_NAME} characters`);
