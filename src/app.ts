@@ -26,6 +26,7 @@ import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
+import { PreparedAccessTokenLookup } from './repositories/tokens.js';
 import { UiaEngine } from './uia/engine.js';
 import { DummyStage } from './uia/stages/dummy.js';
 import { PasswordStage } from './uia/stages/password.js';
@@ -80,7 +81,13 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     [new DummyStage(), new PasswordStage(config.server_name, hasher, limiters.failedAttempts)],
     config.ui_auth_session_lifetime,
   );
-  const sessions = new SessionHandler(db, config);
+  // SQLite files get the token lookup on a prepared statement and a connection of its own (the hot
+  // path of every signed-in request); PostgreSQL and in-memory SQLite use the shared pool.
+  const preparedLookup =
+    config.database.name === 'sqlite3' && config.database.args.database !== ':memory:'
+      ? await PreparedAccessTokenLookup.open(config.database.args.database)
+      : null;
+  const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined);
   const info = new ServerInfoHandler(config, signingKey);
   const registration = new RegistrationHandler(db, config, uia, sessions, hasher, limiters.registration);
   const login = new LoginHandler(db, config, sessions, hasher, limiters);
@@ -142,6 +149,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
             }),
         ),
       );
+      await preparedLookup?.close();
       await db.destroy();
     },
   };

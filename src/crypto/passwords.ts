@@ -1,6 +1,14 @@
 // argon2id password hashing. The argon2 binding runs hashing on libuv's thread
 // pool, so the event loop keeps serving requests while a hash is computed.
+//
+// That pool is shared with everything else asynchronous (SQLite queries among
+// them). If every pool thread held a 30 ms argon2 job, a token lookup would
+// queue behind them and signed-in users would wait on other people's logins,
+// so at most `pool size - 1` (and no more than there are cores) hashes run at
+// once; the rest wait their turn here. Throughput does not drop: those
+// threads already keep every core busy (measured in docs/benchmarks.md).
 
+import { availableParallelism } from 'node:os';
 import argon2 from 'argon2';
 
 export interface Argon2Params {
@@ -9,27 +17,68 @@ export interface Argon2Params {
   parallelism: number;
 }
 
+/** libuv's thread pool size (UV_THREADPOOL_SIZE, default 4). */
+function threadPoolSize(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? n : 4;
+}
+
+export function defaultHashConcurrency(): number {
+  return Math.max(1, Math.min(threadPoolSize() - 1, availableParallelism()));
+}
+
+/** A first-in, first-out limit on how many tasks run at once. */
+class Gate {
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.waiting.shift();
+      // Hand the slot straight to the next task; `running` stays the same.
+      if (next) next();
+      else this.running--;
+    }
+  }
+}
+
 export class PasswordHasher {
-  constructor(private readonly params: Argon2Params) {}
+  private readonly gate: Gate;
+
+  constructor(
+    private readonly params: Argon2Params,
+    concurrency = defaultHashConcurrency(),
+  ) {
+    this.gate = new Gate(concurrency);
+  }
 
   hash(password: string): Promise<string> {
-    return argon2.hash(password, {
-      type: argon2.argon2id,
-      memoryCost: this.params.memory_cost,
-      timeCost: this.params.time_cost,
-      parallelism: this.params.parallelism,
-    });
+    return this.gate.run(() =>
+      argon2.hash(password, {
+        type: argon2.argon2id,
+        memoryCost: this.params.memory_cost,
+        timeCost: this.params.time_cost,
+        parallelism: this.params.parallelism,
+      }),
+    );
   }
 
   async verify(hash: string | null, password: string): Promise<boolean> {
     if (!hash) {
       // Spend the same time as a real check so that "no such user" and
       // "wrong password" cannot be told apart by timing.
-      await argon2.verify(await this.dummyHash(), password).catch(() => false);
+      const dummy = await this.dummyHash();
+      await this.gate.run(() => argon2.verify(dummy, password)).catch(() => false);
       return false;
     }
     try {
-      return await argon2.verify(hash, password);
+      return await this.gate.run(() => argon2.verify(hash, password));
     } catch {
       return false;
     }

@@ -43,6 +43,9 @@ export class SessionHandler {
   constructor(
     private readonly db: Knex,
     private readonly config: Pick<Config, 'refreshable_access_token_lifetime' | 'refresh_token_lifetime' | 'nonrefreshable_access_token_lifetime'>,
+    /** Finds an access token by hash; app.ts picks the fastest lookup the database allows. */
+    private readonly lookupToken: (tokenHash: string) => Promise<Tokens.AccessTokenWithUser | null> = (h) =>
+      Tokens.findAccessTokenWithUser(db, h),
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -53,7 +56,8 @@ export class SessionHandler {
   async issue(q: Knex, req: SessionRequest): Promise<IssuedSession> {
     const now = this.clock();
     const deviceId = req.deviceId ?? newDeviceId();
-    await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
+    // A generated device ID is new, so it has no earlier tokens to end.
+    if (req.deviceId !== null) await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
     await Devices.upsertDevice(q, { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: req.ip, user_agent: req.userAgent }, now);
     return (await this.issueTokens(q, req.userId, deviceId, req.wantRefreshToken, now)).issued;
   }
@@ -93,7 +97,7 @@ export class SessionHandler {
   /** Resolves an access token to its user and device, or throws M_UNKNOWN_TOKEN. */
   async authenticate(token: string, ip: string | null, userAgent: string | null): Promise<Requester> {
     const hash = hashToken(token);
-    const row = await Tokens.findAccessTokenWithUser(this.db, hash);
+    const row = await this.lookupToken(hash);
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
     const now = this.clock();
     // An expired token is a soft logout: the client may refresh or sign in again on the same device.

@@ -9,6 +9,7 @@ import { jsonBody } from './middleware/body.js';
 import { cors } from './middleware/cors.js';
 import { matrixErrors } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
+import { legacyPrefix } from './paths.js';
 import { reply } from './reply.js';
 
 export interface HttpOptions {
@@ -31,6 +32,7 @@ export function createHttpApp(opts: HttpOptions): Koa {
   app.use(matrixErrors());
   app.use(unrecognizedFallback());
   app.use(jsonBody(opts.maxBodyBytes));
+  app.use(legacyPrefix());
   app.use(router.routes());
   app.use(router.allowedMethods());
   return app;

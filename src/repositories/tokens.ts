@@ -1,6 +1,7 @@
 // SQL for access and refresh tokens. Only hashes are stored.
 
 import type { Knex } from 'knex';
+import sqlite3 from 'sqlite3';
 
 export interface AccessTokenRow {
   id: number;
@@ -28,24 +29,68 @@ export interface AccessTokenWithUser extends AccessTokenRow {
   deactivated: boolean;
 }
 
-/** The one query behind every authenticated request: the token and the facts about its user. */
-export async function findAccessTokenWithUser(q: Knex, tokenHash: string): Promise<AccessTokenWithUser | null> {
-  const r = await q('access_tokens as t')
-    .join('users as u', 'u.user_id', 't.user_id')
-    .where('t.token_hash', tokenHash)
-    .first('t.id', 't.token_hash', 't.user_id', 't.device_id', 't.refresh_token_id', 't.used', 't.expires_ts', 'u.is_guest', 'u.deactivated');
+const ACCESS_TOKEN_WITH_USER_SQL = `SELECT t.id, t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.used, t.expires_ts,
+  u.is_guest, u.deactivated
+  FROM access_tokens t JOIN users u ON u.user_id = t.user_id
+  WHERE t.token_hash = ? LIMIT 1`;
+
+export function toAccessTokenWithUser(r: Record<string, unknown> | undefined): AccessTokenWithUser | null {
   if (!r) return null;
   return {
     id: Number(r.id),
-    token_hash: r.token_hash,
-    user_id: r.user_id,
-    device_id: r.device_id,
+    token_hash: r.token_hash as string,
+    user_id: r.user_id as string,
+    device_id: r.device_id as string,
     refresh_token_id: num(r.refresh_token_id),
     used: !!r.used,
     expires_ts: num(r.expires_ts),
     is_guest: !!r.is_guest,
     deactivated: !!r.deactivated,
   };
+}
+
+/** The one query behind every authenticated request: the token and the facts about its user. */
+export async function findAccessTokenWithUser(q: Knex, tokenHash: string): Promise<AccessTokenWithUser | null> {
+  const res = await q.raw(ACCESS_TOKEN_WITH_USER_SQL, [tokenHash]);
+  const rows = (Array.isArray(res) ? res : (res as { rows: unknown[] }).rows) as Record<string, unknown>[];
+  return toAccessTokenWithUser(rows[0]);
+}
+
+/**
+ * The same lookup through a statement prepared once on a connection of its
+ * own (SQLite). The query builder and re-preparing cost several times the
+ * lookup itself, and a connection of its own means a signed-in request never
+ * waits for a write transaction holding the main connection.
+ */
+export class PreparedAccessTokenLookup {
+  private constructor(
+    private readonly conn: sqlite3.Database,
+    private readonly stmt: sqlite3.Statement,
+  ) {}
+
+  static open(file: string): Promise<PreparedAccessTokenLookup> {
+    return new Promise((resolve, reject) => {
+      const conn = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (err) => {
+        if (err) return reject(err);
+        conn.configure('busyTimeout', 5000);
+        const stmt = conn.prepare(ACCESS_TOKEN_WITH_USER_SQL, (e) => (e ? reject(e) : resolve(new PreparedAccessTokenLookup(conn, stmt))));
+      });
+    });
+  }
+
+  find(tokenHash: string): Promise<AccessTokenWithUser | null> {
+    return new Promise((resolve, reject) => {
+      // `all`, not `get`: stepping to the end finishes the statement, so no read
+      // transaction stays open between requests (it would hold back WAL checkpoints).
+      this.stmt.all([tokenHash], (err: Error | null, rows: Record<string, unknown>[]) =>
+        err ? reject(err) : resolve(toAccessTokenWithUser(rows[0])),
+      );
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.stmt.finalize(() => this.conn.close(() => resolve())));
+  }
 }
 
 export async function insertAccessToken(

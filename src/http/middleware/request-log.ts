@@ -7,13 +7,15 @@ import type { Logger } from 'pino';
 export function requestLog(logger: Logger) {
   return async (ctx: Context, next: Next) => {
     const start = process.hrtime.bigint();
+    // As the client sent it (routing may rewrite r0 paths to v3).
+    const path = ctx.path;
     try {
       await next();
     } finally {
       const ms = Number(process.hrtime.bigint() - start) / 1e6;
       const line: Record<string, unknown> = {
         method: ctx.method,
-        path: ctx.path,
+        path,
         status: ctx.status,
         ms: Math.round(ms * 100) / 100,
         ip: ctx.ip,

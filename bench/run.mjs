@@ -1,0 +1,468 @@
+// `npm run bench`: Gatehouse (compiled, on SQLite) against the physical
+// limits of this machine, measured in the same run. Every result is a ratio
+// to its limit; no number is compared to one taken elsewhere.
+//
+//   1. GET /account/whoami req/s       vs a bare node:http server (same body, same headers)
+//   2. POST /login (password) logins/s vs raw argon2 verify/s (same package, params, pool size, concurrency)
+//   3. POST /register (dummy) regs/s   vs raw argon2 hash/s   (same)
+//   4. whoami p99 at a fixed rate while logins run flat out
+//                                     vs the bare server's p99 at that rate while raw argon2 verify runs flat out
+//
+// It is a measurement, not a test: it exits 0 whether or not a target is met.
+//
+// Environment (all optional):
+//   BENCH_DURATION=8          seconds per measured phase
+//   BENCH_CONNECTIONS=50      connections for the whoami throughput phase
+//   BENCH_HASH_CONCURRENCY    requests (and raw argon2 operations) in flight for login/register; default 2 × pool size
+//   BENCH_LOG=file|devnull    where the server's stdout (pino, level info) goes; default file
+//   BENCH_LOG_LEVEL=info      the server's log_level (keep info, as in production; other values are for experiments)
+//   BENCH_CONTENTION_RATE=N  whoami req/s in phase 4 (default: 25% of the whoami maximum measured in phase 1)
+//   BENCH_ONLY=whoami,login,register,contention   run only these phases
+//   BENCH_PROFILE=1           run the server under --cpu-prof and keep the profile (see bench/profile-summary.mjs)
+//   BENCH_KEEP=1              keep the temp directory (config, database, server log)
+//   UV_THREADPOOL_SIZE        passed to the server and to the raw argon2 process alike (Node's default: 4)
+
+import { spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sqlite3 from 'sqlite3';
+import { stringify } from 'yaml';
+import { argon2ParamsOf } from './lib/argon2-params.mjs';
+import { cpuSnapshot, foreignShare, processCpuMs, threadCpuMs } from './lib/cpu.mjs';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const MAIN = join(ROOT, 'dist/src/main.js');
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+
+const env = process.env;
+const DURATION = Number(env.BENCH_DURATION ?? 8);
+const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
+const POOL = env.UV_THREADPOOL_SIZE ? Number(env.UV_THREADPOOL_SIZE) : 4;
+const HASH_CONCURRENCY = Number(env.BENCH_HASH_CONCURRENCY ?? 2 * POOL);
+const LOG_LEVEL = env.BENCH_LOG_LEVEL ?? 'info';
+const LOG_MODE = env.BENCH_LOG === 'devnull' ? 'devnull' : 'file';
+const ONLY = env.BENCH_ONLY ? new Set(env.BENCH_ONLY.split(',').map((s) => s.trim())) : null;
+const PROFILE = env.BENCH_PROFILE === '1';
+const KEEP = env.BENCH_KEEP === '1' || PROFILE;
+const WARMUP = 1; // seconds of load before a throughput phase, not counted
+const CONTENTION_CONNECTIONS = 10;
+const CONTENTION_RATE_SHARE = 0.25; // of the measured whoami maximum
+const LATENCY_TARGET_MS = 25;
+const PASSWORD = 'bench-password-not-secret';
+const SERVER_NAME = 'bench.local';
+const LOGIN_USERS = 16;
+
+const wants = (phase) => !ONLY || ONLY.has(phase);
+const children = new Set();
+
+function log(s) {
+  process.stderr.write(`${s}\n`);
+}
+
+/** Runs a bench helper script in a child process and resolves to the JSON line it prints. */
+function runChild(script, arg, extraEnv = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(HERE, script), JSON.stringify(arg)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...env, ...extraEnv },
+    });
+    children.add(child);
+    let out = '';
+    child.stdout.on('data', (c) => (out += c));
+    child.once('exit', (code) => {
+      children.delete(child);
+      const line = out.trim().split('\n').pop();
+      if (code !== 0) return reject(new Error(`${script} exited with ${code}: ${out}`));
+      try {
+        resolve(JSON.parse(line));
+      } catch {
+        reject(new Error(`${script}: unexpected output: ${out}`));
+      }
+    });
+  });
+}
+
+/** Starts a long-running helper that prints one JSON line when ready. */
+function startChild(script, arg, extraEnv = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(HERE, script), JSON.stringify(arg)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...env, ...extraEnv },
+    });
+    children.add(child);
+    let out = '';
+    const onData = (c) => {
+      out += c;
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      child.stdout.off('data', onData);
+      resolve({ child, info: JSON.parse(out.slice(0, nl)) });
+    };
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => {
+      children.delete(child);
+      reject(new Error(`${script} exited with ${code}`));
+    });
+  });
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function startGatehouse() {
+  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
+  const port = await freePort();
+  const open = { per_second: 1_000_000_000, burst_count: 1_000_000_000 };
+  const config = {
+    server_name: SERVER_NAME,
+    listeners: [{ port, bind_addresses: ['127.0.0.1'], type: 'http' }],
+    database: { name: 'sqlite3', args: { database: join(dir, 'homeserver.db') } },
+    signing_key_path: join(dir, 'signing.key'),
+    enable_registration: true,
+    enable_registration_without_verification: true,
+    rc_login: { address: open, account: open, failed_attempts: open },
+    rc_registration: open,
+    // As in production. argon2 is left at the server's defaults on purpose.
+    log_level: LOG_LEVEL,
+  };
+  const configPath = join(dir, 'homeserver.yaml');
+  writeFileSync(configPath, stringify(config));
+  const logPath = LOG_MODE === 'file' ? join(dir, 'server.log') : '/dev/null';
+  const outFd = openSync(logPath, 'a');
+  const errFd = openSync(join(dir, 'server.stderr'), 'a');
+  const profDir = join(dir, 'cpu-profile');
+  const args = [...(PROFILE ? ['--cpu-prof', '--cpu-prof-dir', profDir] : []), MAIN, 'start', '--config', configPath];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', outFd, errFd], env: { ...env, GATEHOUSE_CONFIG: '' } });
+  closeSync(outFd);
+  closeSync(errFd);
+  children.add(child);
+  child.once('exit', () => children.delete(child));
+  const url = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`gatehouse exited with ${child.exitCode}; see ${join(dir, 'server.stderr')}`);
+    try {
+      if ((await fetch(`${url}/_matrix/client/versions`)).ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error('gatehouse did not start within 30 s');
+    await sleep(100);
+  }
+  return { child, url, dir, logPath, profDir, dbPath: join(dir, 'homeserver.db') };
+}
+
+async function post(url, path, body) {
+  const res = await fetch(url + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const json = await res.json();
+  if (res.status !== 200) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+const register = (url, username) => post(url, '/_matrix/client/v3/register', { username, password: PASSWORD, auth: { type: 'm.login.dummy' } });
+
+function passwordHashOf(dbPath, localpart) {
+  return new Promise((resolve, reject) => {
+    const db = new sqlite3.Database(dbPath, sqlite3.OPEN_READONLY, (err) => {
+      if (err) return reject(err);
+      db.get('SELECT password_hash FROM users WHERE localpart = ?', [localpart], (e, row) => {
+        db.close();
+        if (e) reject(e);
+        else resolve(row.password_hash);
+      });
+    });
+  });
+}
+
+/**
+ * Runs `fn` and measures the share of the machine other processes used
+ * meanwhile, and the CPU time the server under test (`serverPid`) used.
+ */
+async function phase(name, livePids, fn, serverPid = null) {
+  log(`· ${name}`);
+  const before = cpuSnapshot(livePids());
+  const cpu0 = serverPid ? processCpuMs(serverPid) : 0;
+  const threads0 = serverPid ? threadCpuMs(serverPid) : null;
+  const result = await fn();
+  const cpuMs = serverPid ? processCpuMs(serverPid) - cpu0 : null;
+  let threads = null;
+  if (serverPid) {
+    const t1 = threadCpuMs(serverPid);
+    threads = Object.fromEntries(Object.keys(t1).map((k) => [k, t1[k] - threads0[k]]));
+  }
+  const after = cpuSnapshot(livePids());
+  const foreign = foreignShare(before, after);
+  return { result, foreign, cpuMs, threads };
+}
+
+/** Server CPU per request against raw argon2 CPU per operation: what the rest of the request costs. */
+function cpuPerOp(what, g, op, r) {
+  const per = g.cpuMs / g.result.ok;
+  const raw = r.result.cpuMs / r.result.ops;
+  const t = g.threads;
+  const main = t.main / g.result.ok;
+  return (
+    `${what} server CPU: ${fmt(per, 1)} ms per request (main thread ${fmt(main, 2)} ms, libuv pool ${fmt(t.threadpool / g.result.ok, 1)} ms); ` +
+    `raw argon2 ${op}: ${fmt(raw, 1)} ms per operation → ${fmt(per - raw, 1)} ms (${fmt(((per - raw) / per) * 100, 0)}%) of each ${what} is not argon2`
+  );
+}
+
+const fmt = (n, d = 1) => (n === null || n === undefined || Number.isNaN(n) ? '—' : n.toFixed(d));
+const pct = (x) => (x === null ? '?' : `${Math.round(x * 100)}%`);
+
+async function main() {
+  const startedAt = Date.now();
+  const load0 = loadavg();
+  if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build`);
+  log(`Gatehouse bench: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average ${load0.map((l) => l.toFixed(2)).join(' ')}`);
+
+  const gh = await startGatehouse();
+  let bare = null;
+  const live = () => [gh.child.pid, ...(bare ? [bare.child.pid] : [])];
+  const rows = [];
+  const notes = [];
+
+  // Setup: the whoami user and the login users (registered one at a time).
+  const me = await register(gh.url, 'bench');
+  const whoamiHeaders = { authorization: `Bearer ${me.access_token}` };
+  const sample = await fetch(`${gh.url}/_matrix/client/v3/account/whoami`, { headers: whoamiHeaders });
+  const whoamiBody = await sample.text();
+  if (sample.status !== 200) throw new Error(`whoami: ${sample.status} ${whoamiBody}`);
+  const mirrored = {};
+  for (const [k, v] of sample.headers) if (!['date', 'connection', 'keep-alive', 'content-length', 'transfer-encoding'].includes(k)) mirrored[k] = v;
+  const loginUsers = [];
+  if (wants('login') || wants('contention')) {
+    for (let i = 0; i < LOGIN_USERS; i++) {
+      await register(gh.url, `login${i}`);
+      loginUsers.push(`login${i}`);
+    }
+  }
+  const encoded = await passwordHashOf(gh.dbPath, 'bench');
+  const a2 = argon2ParamsOf(encoded);
+  const a2params = `${a2.type} m=${a2.m} KiB, t=${a2.t}, p=${a2.p}`;
+  const a2env = { UV_THREADPOOL_SIZE: String(POOL) };
+  log(`  argon2 parameters read from the server's stored hash: ${a2params}; UV_THREADPOOL_SIZE=${POOL}${env.UV_THREADPOOL_SIZE ? '' : ' (default)'}`);
+
+  const load = (o) => runChild('load.mjs', { url: gh.url, ...o });
+  const whoamiReq = { path: '/_matrix/client/v3/account/whoami', headers: whoamiHeaders };
+
+  let whoamiRate = null;
+  if (wants('whoami') || wants('contention')) {
+    bare = await startChild('bare-server.mjs', { body: whoamiBody, headers: mirrored });
+    bare.url = `http://127.0.0.1:${bare.info.port}`;
+  }
+
+  // 1. whoami throughput vs bare node:http.
+  if (wants('whoami') || wants('contention')) {
+    await load({ ...whoamiReq, connections: CONNECTIONS, duration: WARMUP });
+    const g = await phase(
+      `whoami, Gatehouse: ${CONNECTIONS} connections, ${DURATION} s`,
+      live,
+      () => load({ ...whoamiReq, connections: CONNECTIONS, duration: DURATION }),
+      gh.child.pid,
+    );
+    await runChild('load.mjs', { url: bare.url, ...whoamiReq, connections: CONNECTIONS, duration: WARMUP });
+    const b = await phase(
+      `whoami, bare node:http: ${CONNECTIONS} connections, ${DURATION} s`,
+      live,
+      () => runChild('load.mjs', { url: bare.url, ...whoamiReq, connections: CONNECTIONS, duration: DURATION }),
+      bare.child.pid,
+    );
+    whoamiRate = g.result.perSecond;
+    rows.push({
+      name: 'whoami throughput (req/s)',
+      value: g.result.perSecond,
+      limit: b.result.perSecond,
+      ratio: g.result.perSecond / b.result.perSecond,
+      target: '≥ 0.50',
+      pass: g.result.perSecond / b.result.perSecond >= 0.5,
+      foreign: [g.foreign, b.foreign],
+      errors: g.result.non2xx + g.result.errors,
+    });
+    // CPU per request does not depend on how much CPU other processes left us, so it is the steadier comparison.
+    const gUs = (g.cpuMs * 1000) / g.result.ok;
+    const bUs = (b.cpuMs * 1000) / b.result.ok;
+    notes.push(
+      `whoami server CPU per request (all threads): Gatehouse ${fmt(gUs, 0)} µs, bare ${fmt(bUs, 0)} µs → efficiency ratio ${fmt(bUs / gUs, 2)} ` +
+        `(Gatehouse used ${fmt(g.cpuMs / 10 / DURATION, 0)}% of a core, bare ${fmt(b.cpuMs / 10 / DURATION, 0)}%)`,
+    );
+    const perReq = (ms) => fmt((ms * 1000) / g.result.ok, 0);
+    notes.push(
+      `Gatehouse whoami CPU per request by thread: main ${perReq(g.threads.main)} µs, libuv pool ${perReq(g.threads.threadpool)} µs, ` +
+        `V8 helpers ${perReq(g.threads.v8)} µs, other ${perReq(g.threads.other)} µs`,
+    );
+    notes.push(
+      `whoami latency at ${CONNECTIONS} connections: Gatehouse p50 ${g.result.latency.p50} ms / p99 ${g.result.latency.p99} ms; bare p50 ${b.result.latency.p50} ms / p99 ${b.result.latency.p99} ms`,
+    );
+  }
+
+  // 3. registration throughput vs raw argon2 hash.
+  if (wants('register')) {
+    const g = await phase(
+      `register, Gatehouse: ${HASH_CONCURRENCY} connections, ${DURATION} s`,
+      live,
+      () => load({ mode: 'register', prefix: 'reg', password: PASSWORD, connections: HASH_CONCURRENCY, duration: DURATION }),
+      gh.child.pid,
+    );
+    const r = await phase(`argon2 hash, raw: ${HASH_CONCURRENCY} in flight, ${DURATION} s`, live, () =>
+      runChild('argon2-raw.mjs', { op: 'hash', encoded, password: PASSWORD, concurrency: HASH_CONCURRENCY, duration: DURATION }, a2env),
+    );
+    rows.push({
+      name: 'registrations/s (m.login.dummy)',
+      value: g.result.perSecond,
+      limit: r.result.perSecond,
+      ratio: g.result.perSecond / r.result.perSecond,
+      target: '—',
+      pass: null,
+      foreign: [g.foreign, r.foreign],
+      errors: g.result.non2xx + g.result.errors,
+    });
+    notes.push(`register latency: p50 ${g.result.latency.p50} ms, p99 ${g.result.latency.p99} ms`);
+    notes.push(cpuPerOp('registration', g, 'hash', r));
+  }
+
+  // 2. login throughput vs raw argon2 verify.
+  let loginRate = null;
+  if (wants('login')) {
+    const g = await phase(
+      `login, Gatehouse: ${HASH_CONCURRENCY} connections, ${DURATION} s`,
+      live,
+      () => load({ mode: 'login', users: loginUsers, password: PASSWORD, connections: HASH_CONCURRENCY, duration: DURATION }),
+      gh.child.pid,
+    );
+    const r = await phase(`argon2 verify, raw: ${HASH_CONCURRENCY} in flight, ${DURATION} s`, live, () =>
+      runChild('argon2-raw.mjs', { op: 'verify', encoded, password: PASSWORD, concurrency: HASH_CONCURRENCY, duration: DURATION }, a2env),
+    );
+    loginRate = g.result.perSecond;
+    rows.push({
+      name: 'logins/s (m.login.password)',
+      value: g.result.perSecond,
+      limit: r.result.perSecond,
+      ratio: g.result.perSecond / r.result.perSecond,
+      target: '≥ 0.85',
+      pass: g.result.perSecond / r.result.perSecond >= 0.85,
+      foreign: [g.foreign, r.foreign],
+      errors: g.result.non2xx + g.result.errors,
+    });
+    notes.push(`login latency: p50 ${g.result.latency.p50} ms, p99 ${g.result.latency.p99} ms`);
+    notes.push(cpuPerOp('login', g, 'verify', r));
+  }
+
+  // 4. whoami latency at a fixed rate while logins run flat out.
+  if (wants('contention')) {
+    const rate = env.BENCH_CONTENTION_RATE
+      ? Number(env.BENCH_CONTENTION_RATE)
+      : Math.max(50, Math.round((whoamiRate ?? 2000) * CONTENTION_RATE_SHARE));
+    const paced = { ...whoamiReq, connections: CONTENTION_CONNECTIONS, overallRate: rate };
+    const alone = await phase(`whoami alone, Gatehouse: ${rate} req/s over ${CONTENTION_CONNECTIONS} connections, ${Math.ceil(DURATION / 2)} s`, live, () =>
+      load({ ...paced, duration: Math.ceil(DURATION / 2) }),
+    );
+    // The limit: the bare server at the same rate while raw argon2 verify keeps the same pool busy in another process.
+    const lim = await phase(`whoami on bare node:http at ${rate} req/s + raw argon2 verify (${HASH_CONCURRENCY} in flight), ${DURATION} s`, live, () =>
+      Promise.all([
+        runChild('argon2-raw.mjs', { op: 'verify', encoded, password: PASSWORD, concurrency: HASH_CONCURRENCY, duration: DURATION + 2 }, a2env),
+        runChild('load.mjs', { url: bare.url, ...paced, duration: DURATION, delay: 1 }),
+      ]),
+    );
+    const g = await phase(`whoami on Gatehouse at ${rate} req/s + logins (${HASH_CONCURRENCY} connections), ${DURATION} s`, live, () =>
+      Promise.all([
+        load({ mode: 'login', users: loginUsers, password: PASSWORD, connections: HASH_CONCURRENCY, duration: DURATION + 2 }),
+        load({ ...paced, duration: DURATION, delay: 1 }),
+      ]),
+    );
+    const [glogin, gwho] = g.result;
+    const [, bwho] = lim.result;
+    rows.push({
+      name: `whoami p99 (ms) at ${rate} req/s during logins`,
+      value: gwho.latency.p99,
+      limit: bwho.latency.p99,
+      ratio: gwho.latency.p99 / bwho.latency.p99,
+      ratioNote: '×',
+      target: `< ${LATENCY_TARGET_MS} ms`,
+      pass: gwho.latency.p99 < LATENCY_TARGET_MS && gwho.errors === 0,
+      foreign: [g.foreign, lim.foreign],
+      errors: gwho.non2xx + gwho.errors + glogin.non2xx + glogin.errors,
+    });
+    notes.push(
+      `contention: whoami served ${fmt(gwho.perSecond, 0)} of ${rate} req/s asked (p50 ${gwho.latency.p50} ms, p99 ${gwho.latency.p99} ms, max ${gwho.latency.max} ms); ` +
+        `logins meanwhile ${fmt(glogin.perSecond)}/s (${loginRate ? `${fmt((glogin.perSecond / loginRate) * 100, 0)}% of the login-only phase` : 'no login-only phase'})`,
+      `contention limit: bare node:http p50 ${bwho.latency.p50} ms, p99 ${bwho.latency.p99} ms while raw argon2 verify ran ${fmt(lim.result[0].perSecond)}/s`,
+      `whoami alone at the same rate: Gatehouse p50 ${alone.result.latency.p50} ms, p99 ${alone.result.latency.p99} ms, max ${alone.result.latency.max} ms`,
+    );
+  }
+
+  if (bare) await stopChild(bare.child);
+  await stopChild(gh.child);
+  let logBytes = null;
+  if (LOG_MODE === 'file') logBytes = statSync(gh.logPath).size;
+
+  // The report (stdout).
+  const header = ['measurement', 'Gatehouse', 'limit', 'ratio', 'target', 'result', 'other load'];
+  const table = rows.map((r) => [
+    r.name,
+    fmt(r.value, r.value < 100 ? 1 : 0),
+    fmt(r.limit, r.limit < 100 ? 1 : 0),
+    r.ratioNote ? `${fmt(r.ratio, 2)}×` : fmt(r.ratio, 2),
+    r.target,
+    r.pass === null ? 'info' : r.pass ? 'PASS' : 'MISS',
+    r.foreign.map(pct).join(' / '),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...table.map((row) => row[i].length)));
+  const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  const out = [];
+  out.push('');
+  out.push(`Gatehouse bench — ${new Date().toISOString()} — ${cpus().length} cores, Node ${process.version}`);
+  out.push(
+    `server: SQLite, log_level ${LOG_LEVEL}, stdout → ${LOG_MODE === 'file' ? `a file (${fmt(logBytes / 1e6)} MB written)` : '/dev/null'}; ` +
+      `argon2 ${a2params}; UV_THREADPOOL_SIZE=${POOL}; hashing concurrency ${HASH_CONCURRENCY}; ${DURATION} s per phase`,
+  );
+  out.push('');
+  out.push(line(header));
+  out.push(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+  for (const row of table) out.push(line(row));
+  out.push('');
+  out.push('ratio = Gatehouse ÷ limit (throughput: higher is better, 1.00 is the limit; latency: × the limit\'s p99, lower is better).');
+  out.push('other load = share of the whole machine used by processes outside this bench during the Gatehouse / limit phase (noise).');
+  for (const r of rows) if (r.errors) out.push(`WARNING: ${r.name}: ${r.errors} non-2xx responses or errors`);
+  for (const n of notes) out.push(`- ${n}`);
+  const load1 = loadavg();
+  out.push(
+    `- load average before ${load0.map((l) => l.toFixed(2)).join(' ')}, after ${load1.map((l) => l.toFixed(2)).join(' ')}; total ${fmt((Date.now() - startedAt) / 1000, 0)} s`,
+  );
+  if (PROFILE) out.push(`- CPU profile of the server in ${gh.profDir} (summarise with: node bench/profile-summary.mjs ${gh.profDir})`);
+  else if (KEEP) out.push(`- kept ${gh.dir}`);
+  process.stdout.write(`${out.join('\n')}\n`);
+
+  if (!KEEP) rmSync(gh.dir, { recursive: true, force: true });
+}
+
+main().catch((err) => {
+  process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
+  process.exitCode = 1;
+});
