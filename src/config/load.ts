@@ -255,8 +255,22 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   const rcLoginFail = track(rcLogin.section('failed_attempts'));
   const rcReg = track(root.section('rc_registration'));
 
-  const sharedSecret = root.optionalString('registration_shared_secret');
-  if (sharedSecret !== null && sharedSecret.length < 8)
+  let sharedSecret = root.optionalString('registration_shared_secret');
+  // As Synapse: the secret may live in a file of its own (kept out of the config).
+  const sharedSecretPath = root.optionalString('registration_shared_secret_path');
+  if (sharedSecretPath !== null) {
+    if (sharedSecret !== null) errors.push('registration_shared_secret_path: give either it or registration_shared_secret, not both');
+    else {
+      const file = resolvePath(sharedSecretPath, baseDir);
+      try {
+        sharedSecret = readFileSync(file, 'utf8').trim();
+        if (!sharedSecret) errors.push(`registration_shared_secret_path: ${file} is empty`);
+      } catch (e) {
+        errors.push(`registration_shared_secret_path: cannot read the secret from ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+    }
+  }
+  if (sharedSecret !== null && sharedSecret.length > 0 && sharedSecret.length < 8)
     errors.push('registration_shared_secret: must be at least 8 characters (or leave it out to disable shared-secret registration)');
 
   const config: Config = {

@@ -459,3 +459,43 @@ describe('loadConfigFile', () => {
     expect((err as ConfigError).problems.map((p) => p.split(':')[0]).sort()).toEqual(['enable_registration', 'listeners[0].port']);
   });
 });
+
+describe('registration_shared_secret_path', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-secret-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('reads the secret from the file, relative to the config, trimmed', () => {
+    writeFileSync(join(dir, 'secret'), '  a-secret-from-a-file\n');
+    const { config, warnings } = buildConfig({ server_name: 'example.org', registration_shared_secret_path: 'secret' }, dir);
+    expect(config.registration_shared_secret).toBe('a-secret-from-a-file');
+    expect(warnings).toEqual([]);
+  });
+
+  it('refuses a missing file, naming the key and the file', () => {
+    const missing = join(dir, 'nope');
+    const p = problemsOf({ server_name: 'example.org', registration_shared_secret_path: missing });
+    expect(p).toEqual([`registration_shared_secret_path: cannot read the secret from ${missing}: ENOENT`]);
+  });
+
+  it('refuses an empty file', () => {
+    writeFileSync(join(dir, 'empty'), '\n');
+    const p = problemsOf({ server_name: 'example.org', registration_shared_secret_path: join(dir, 'empty') });
+    expect(p).toEqual([`registration_shared_secret_path: ${join(dir, 'empty')} is empty`]);
+  });
+
+  it('refuses both the secret and its path', () => {
+    writeFileSync(join(dir, 'secret2'), 'another-long-secret');
+    const p = problemsOf({ server_name: 'example.org', registration_shared_secret: 'inline-secret', registration_shared_secret_path: join(dir, 'secret2') });
+    expect(p).toEqual(['registration_shared_secret_path: give either it or registration_shared_secret, not both']);
+  });
+
+  it('applies the minimum length to a secret from a file too', () => {
+    writeFileSync(join(dir, 'short'), 'tiny');
+    expect(problemsOf({ server_name: 'example.org', registration_shared_secret_path: join(dir, 'short') })[0]).toMatch(
+      /^registration_shared_secret: must be at least 8 characters/,
+    );
+  });
+});
