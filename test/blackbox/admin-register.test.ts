@@ -4,6 +4,7 @@
 
 import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 
@@ -15,23 +16,6 @@ function mac(nonce: string, username: string, password: string, admin: boolean, 
   const parts = [nonce, username, password, admin ? 'admin' : 'notadmin'];
   if (userType !== undefined) parts.push(userType);
   return createHmac('sha1', secret).update(parts.join('\x00'), 'utf8').digest('hex');
-}
-
-async function count(hs: TestServer, table: string, where: Record<string, unknown> = {}): Promise<number> {
-  const row = await hs.db()(table).where(where).count<{ n: number | string }[]>({ n: '*' }).first();
-  return Number(row?.n ?? 0);
-}
-
-async function createsNothing(hs: TestServer, act: () => Promise<void>): Promise<void> {
-  const snapshot = async () => [await count(hs, 'users'), await count(hs, 'profiles'), await count(hs, 'devices'), await count(hs, 'access_tokens')];
-  const before = await snapshot();
-  await act();
-  expect(await snapshot()).toEqual(before);
-}
-
-function expectError(res: { status: number; body: any }, status: number, errcode: string): void {
-  expect({ status: res.status, errcode: res.body?.errcode }).toEqual({ status, errcode });
-  expect(typeof res.body.error).toBe('string');
 }
 
 describe.each(backends())('shared-secret registration (%s)', (backend) => {
@@ -56,7 +40,7 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
     expect(typeof a).toBe('string');
     expect(a.length).toBeGreaterThanOrEqual(16);
     expect(a).not.toBe(b);
-    expect(await count(hs, 'registration_nonces', { nonce: a })).toBe(1);
+    expect(await countRows(hs, 'registration_nonces', { nonce: a })).toBe(1);
   });
 
   it('registers an admin: is_admin stored, the token works', async () => {
@@ -74,7 +58,7 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
     expect(who.body).toEqual({ user_id: '@root:test.local', device_id: res.body.device_id, is_guest: false });
     // The password works for logging in, and the nonce is spent.
     expect((await hs.login('root')).user_id).toBe('@root:test.local');
-    expect(await count(hs, 'registration_nonces', { nonce: n })).toBe(0);
+    expect(await countRows(hs, 'registration_nonces', { nonce: n })).toBe(0);
   });
 
   it('registers a non-admin, with a display name, accepting an upper-case mac', async () => {
@@ -115,9 +99,9 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
     expect(res.status).toBe(200);
     // A mac made without the user_type does not match.
     const n2 = await nonce();
-    await createsNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       const bad = await post({ nonce: n2, username: 'typed2', password: DEFAULT_PASSWORD, admin: false, user_type: 'bot', mac: mac(n2, 'typed2', DEFAULT_PASSWORD, false) });
-      expectError(bad, 403, 'M_FORBIDDEN');
+      expectMatrixError(bad, 403, 'M_FORBIDDEN');
     });
   });
 
@@ -131,13 +115,13 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
       ['nothing', () => ''],
     ])('refuses a mac made with %s with 403 M_FORBIDDEN, and spends the nonce', async (_why, makeMac) => {
       const n = await nonce();
-      await createsNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await post({ nonce: n, username: 'mallory', password: DEFAULT_PASSWORD, admin: true, mac: makeMac(n) });
-        expectError(res, 403, 'M_FORBIDDEN');
+        expectMatrixError(res, 403, 'M_FORBIDDEN');
       });
       // As Synapse: a nonce is good for one attempt, right or wrong.
-      expect(await count(hs, 'registration_nonces', { nonce: n })).toBe(0);
-      await createsNothing(hs, async () => {
+      expect(await countRows(hs, 'registration_nonces', { nonce: n })).toBe(0);
+      await expectNoChange(hs, async () => {
         const retry = await post({ nonce: n, username: 'mallory', password: DEFAULT_PASSWORD, admin: true, mac: mac(n, 'mallory', DEFAULT_PASSWORD, true) });
         expect(retry.status).toBe(400);
       });
@@ -147,22 +131,22 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
       const n = await nonce();
       const ok = await post({ nonce: n, username: 'once', password: DEFAULT_PASSWORD, admin: false, mac: mac(n, 'once', DEFAULT_PASSWORD, false) });
       expect(ok.status).toBe(200);
-      await createsNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const again = await post({ nonce: n, username: 'twice', password: DEFAULT_PASSWORD, admin: false, mac: mac(n, 'twice', DEFAULT_PASSWORD, false) });
-        expectError(again, 400, 'M_UNKNOWN');
+        expectMatrixError(again, 400, 'M_UNKNOWN');
       });
     });
 
     it('refuses an unknown nonce with 400', async () => {
-      await createsNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await post({ nonce: 'made-up', username: 'forger', password: DEFAULT_PASSWORD, admin: true, mac: mac('made-up', 'forger', DEFAULT_PASSWORD, true) });
-        expectError(res, 400, 'M_UNKNOWN');
+        expectMatrixError(res, 400, 'M_UNKNOWN');
       });
     });
 
     it('refuses an expired nonce with 400', async () => {
       await hs.db()('registration_nonces').insert({ nonce: 'expired-nonce', expires_ts: Date.now() - 1000 });
-      await createsNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await post({
           nonce: 'expired-nonce',
           username: 'latecomer',
@@ -170,7 +154,7 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
           admin: false,
           mac: mac('expired-nonce', 'latecomer', DEFAULT_PASSWORD, false),
         });
-        expectError(res, 400, 'M_UNKNOWN');
+        expectMatrixError(res, 400, 'M_UNKNOWN');
       });
     });
 
@@ -178,8 +162,8 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
       const n = await nonce();
       const body: Record<string, unknown> = { nonce: n, username: 'partial', password: DEFAULT_PASSWORD, admin: false, mac: mac(n, 'partial', DEFAULT_PASSWORD, false) };
       delete body[field];
-      await createsNothing(hs, async () => {
-        expectError(await post(body), 400, 'M_MISSING_PARAM');
+      await expectNoChange(hs, async () => {
+        expectMatrixError(await post(body), 400, 'M_MISSING_PARAM');
       });
     });
 
@@ -193,17 +177,17 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
     ])('refuses a body where %s with 400 M_BAD_JSON', async (_why, patch) => {
       const n = await nonce();
       const body = { nonce: n, username: 'wrongtype', password: DEFAULT_PASSWORD, admin: false, mac: mac(n, 'wrongtype', DEFAULT_PASSWORD, false), ...patch };
-      await createsNothing(hs, async () => {
-        expectError(await post(body), 400, 'M_BAD_JSON');
+      await expectNoChange(hs, async () => {
+        expectMatrixError(await post(body), 400, 'M_BAD_JSON');
       });
     });
 
     it('refuses a taken username with 400 M_USER_IN_USE', async () => {
       await hs.register('occupied');
       const n = await nonce();
-      await createsNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await post({ nonce: n, username: 'occupied', password: 'new password', admin: true, mac: mac(n, 'occupied', 'new password', true) });
-        expectError(res, 400, 'M_USER_IN_USE');
+        expectMatrixError(res, 400, 'M_USER_IN_USE');
       });
       // The existing account keeps its password and stays a normal user.
       const row = await hs.db()('users').where({ user_id: '@occupied:test.local' }).first();
@@ -219,9 +203,9 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
       });
       expect(deactivate.status).toBe(200);
       const n = await nonce();
-      await createsNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await post({ nonce: n, username: 'retired', password: DEFAULT_PASSWORD, admin: true, mac: mac(n, 'retired', DEFAULT_PASSWORD, true) });
-        expectError(res, 400, 'M_USER_IN_USE');
+        expectMatrixError(res, 400, 'M_USER_IN_USE');
       });
     });
 
@@ -231,9 +215,9 @@ describe.each(backends())('shared-secret registration (%s)', (backend) => {
       ['only digits', '31337'],
     ])('refuses a username with %s with 400 M_INVALID_USERNAME', async (_why, username) => {
       const n = await nonce();
-      await createsNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await post({ nonce: n, username, password: DEFAULT_PASSWORD, admin: false, mac: mac(n, username, DEFAULT_PASSWORD, false) });
-        expectError(res, 400, 'M_INVALID_USERNAME');
+        expectMatrixError(res, 400, 'M_INVALID_USERNAME');
       });
     });
   });
@@ -253,12 +237,12 @@ describe.each(backends())('shared-secret registration not configured (%s)', (bac
     expect(res.status).toBe(400);
     expect(typeof res.body.errcode).toBe('string');
     expect(res.body.nonce).toBeUndefined();
-    expect(await count(hs, 'registration_nonces')).toBe(0);
+    expect(await countRows(hs, 'registration_nonces')).toBe(0);
   });
 
   it('refuses POST with 400, whatever the mac', async () => {
     await hs.db()('registration_nonces').insert({ nonce: 'planted', expires_ts: Date.now() + 60_000 });
-    await createsNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       // Not even a mac made with an empty or guessed secret gets through.
       for (const secret of ['', SECRET]) {
         const res = await hs.request('POST', PATH, {

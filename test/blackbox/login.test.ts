@@ -2,29 +2,12 @@
 // black-box. Every refusal is checked to have issued no token and no device.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
 const R0 = '/_matrix/client/r0';
-
-async function count(hs: TestServer, table: string, where: Record<string, unknown> = {}): Promise<number> {
-  const row = await hs.db()(table).where(where).count<{ n: number | string }[]>({ n: '*' }).first();
-  return Number(row?.n ?? 0);
-}
-
-/** Runs `act` and checks that no device, token or account was created or removed. */
-async function changesNothing(hs: TestServer, act: () => Promise<void>): Promise<void> {
-  const snapshot = async () => [await count(hs, 'users'), await count(hs, 'devices'), await count(hs, 'access_tokens'), await count(hs, 'refresh_tokens')];
-  const before = await snapshot();
-  await act();
-  expect(await snapshot()).toEqual(before);
-}
-
-function expectError(res: { status: number; body: any }, status: number, errcode: string): void {
-  expect({ status: res.status, errcode: res.body?.errcode }).toEqual({ status, errcode });
-  expect(typeof res.body.error).toBe('string');
-}
 
 describe.each(backends())('login (%s)', (backend) => {
   let hs: TestServer;
@@ -55,7 +38,7 @@ describe.each(backends())('login (%s)', (backend) => {
       ['the legacy user field with the full user ID', { user: '@lou:test.local' }],
       ['the localpart in another case', { identifier: { type: 'm.id.user', user: 'LOU' } }],
     ])('signs in by %s', async (_why, who) => {
-      const devicesBefore = await count(hs, 'devices', { user_id: '@lou:test.local' });
+      const devicesBefore = await countRows(hs, 'devices', { user_id: '@lou:test.local' });
       const res = await login({ type: 'm.login.password', password: DEFAULT_PASSWORD, ...who });
       expect(res.status).toBe(200);
       expect(res.body.user_id).toBe('@lou:test.local');
@@ -65,7 +48,7 @@ describe.each(backends())('login (%s)', (backend) => {
       // No public_baseurl configured: no well_known to steer the client with.
       expect(res.body.well_known).toBeUndefined();
       expect(res.body.refresh_token).toBeUndefined();
-      expect(await count(hs, 'devices', { user_id: '@lou:test.local' })).toBe(devicesBefore + 1);
+      expect(await countRows(hs, 'devices', { user_id: '@lou:test.local' })).toBe(devicesBefore + 1);
       const who2 = await whoami(res.body.access_token);
       expect(who2.body).toEqual({ user_id: '@lou:test.local', device_id: res.body.device_id, is_guest: false });
     });
@@ -97,16 +80,16 @@ describe.each(backends())('login (%s)', (backend) => {
 
   describe('POST /login: refusals', () => {
     it('refuses a wrong password with 403 M_FORBIDDEN', async () => {
-      await changesNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await login({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: 'wrong password' });
-        expectError(res, 403, 'M_FORBIDDEN');
+        expectMatrixError(res, 403, 'M_FORBIDDEN');
       });
     });
 
     it('refuses an unknown user with the same 403 M_FORBIDDEN', async () => {
-      await changesNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const unknown = await login({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'nobody' }, password: DEFAULT_PASSWORD });
-        expectError(unknown, 403, 'M_FORBIDDEN');
+        expectMatrixError(unknown, 403, 'M_FORBIDDEN');
         const wrong = await login({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: 'wrong password' });
         // Nothing tells an unknown account from a wrong password.
         expect(unknown.body).toEqual(wrong.body);
@@ -114,23 +97,23 @@ describe.each(backends())('login (%s)', (backend) => {
     });
 
     it('refuses a user ID on another server with 403 M_FORBIDDEN', async () => {
-      await changesNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await login({ type: 'm.login.password', identifier: { type: 'm.id.user', user: '@lou:elsewhere.example' }, password: DEFAULT_PASSWORD });
-        expectError(res, 403, 'M_FORBIDDEN');
+        expectMatrixError(res, 403, 'M_FORBIDDEN');
       });
     });
 
     it('refuses an unknown login type with 400 M_UNKNOWN', async () => {
-      await changesNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await login({ type: 'm.login.token', token: 'abc', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD });
-        expectError(res, 400, 'M_UNKNOWN');
+        expectMatrixError(res, 400, 'M_UNKNOWN');
       });
     });
 
     it('refuses an unknown identifier type with 400 M_UNKNOWN', async () => {
-      await changesNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await login({ type: 'm.login.password', identifier: { type: 'm.id.carrier_pigeon', user: 'lou' }, password: DEFAULT_PASSWORD });
-        expectError(res, 400, 'M_UNKNOWN');
+        expectMatrixError(res, 400, 'M_UNKNOWN');
       });
     });
 
@@ -139,8 +122,8 @@ describe.each(backends())('login (%s)', (backend) => {
       ['the identifier (and the legacy user field)', { type: 'm.login.password', password: DEFAULT_PASSWORD }],
       ['the type', { identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD }],
     ])('refuses a request without %s with 400 M_MISSING_PARAM', async (_why, body) => {
-      await changesNothing(hs, async () => {
-        expectError(await login(body), 400, 'M_MISSING_PARAM');
+      await expectNoChange(hs, async () => {
+        expectMatrixError(await login(body), 400, 'M_MISSING_PARAM');
       });
     });
 
@@ -162,15 +145,15 @@ describe.each(backends())('login (%s)', (backend) => {
         { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD, initial_device_display_name: 3 },
       ],
     ])('refuses a body where %s with 400 M_BAD_JSON', async (_why, body) => {
-      await changesNothing(hs, async () => {
-        expectError(await login(body), 400, 'M_BAD_JSON');
+      await expectNoChange(hs, async () => {
+        expectMatrixError(await login(body), 400, 'M_BAD_JSON');
       });
     });
 
     it('refuses a body that is not JSON with 400 M_NOT_JSON', async () => {
-      await changesNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const res = await hs.request('POST', `${V3}/login`, { rawBody: 'type=m.login.password', headers: { 'Content-Type': 'application/json' } });
-        expectError(res, 400, 'M_NOT_JSON');
+        expectMatrixError(res, 400, 'M_NOT_JSON');
       });
     });
 
@@ -181,11 +164,11 @@ describe.each(backends())('login (%s)', (backend) => {
         body: { auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'dea' }, password: DEFAULT_PASSWORD } },
       });
       expect(res.status).toBe(200);
-      await changesNothing(hs, async () => {
+      await expectNoChange(hs, async () => {
         const again = await login({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'dea' }, password: DEFAULT_PASSWORD });
-        expectError(again, 403, 'M_USER_DEACTIVATED');
+        expectMatrixError(again, 403, 'M_USER_DEACTIVATED');
       });
-      expect(await count(hs, 'devices', { user_id: '@dea:test.local' })).toBe(0);
+      expect(await countRows(hs, 'devices', { user_id: '@dea:test.local' })).toBe(0);
     });
   });
 
@@ -199,14 +182,14 @@ describe.each(backends())('login (%s)', (backend) => {
       expect(second.device_id).toBe('DORADEV');
       expect(second.access_token).not.toBe(first.access_token);
       const old = await whoami(first.access_token);
-      expectError(old, 401, 'M_UNKNOWN_TOKEN');
+      expectMatrixError(old, 401, 'M_UNKNOWN_TOKEN');
       expect((await whoami(second.access_token)).body.device_id).toBe('DORADEV');
       // The other device is not touched.
       expect((await whoami(other.access_token)).status).toBe(200);
-      expect(await count(hs, 'devices', { user_id: '@dora:test.local', device_id: 'DORADEV' })).toBe(1);
-      expect(await count(hs, 'access_tokens', { user_id: '@dora:test.local', device_id: 'DORADEV' })).toBe(1);
+      expect(await countRows(hs, 'devices', { user_id: '@dora:test.local', device_id: 'DORADEV' })).toBe(1);
+      expect(await countRows(hs, 'access_tokens', { user_id: '@dora:test.local', device_id: 'DORADEV' })).toBe(1);
       // The registration's device, the other login and DORADEV.
-      expect(await count(hs, 'devices', { user_id: '@dora:test.local' })).toBe(3);
+      expect(await countRows(hs, 'devices', { user_id: '@dora:test.local' })).toBe(3);
     });
 
     it('keeps a device’s name when signing in again without one', async () => {
@@ -235,14 +218,14 @@ describe.each(backends())('login (%s)', (backend) => {
       const res = await hs.request('POST', `${prefix}/logout`, { token: session.access_token, body: {} });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({});
-      expectError(await whoami(session.access_token), 401, 'M_UNKNOWN_TOKEN');
-      expect(await count(hs, 'devices', { user_id: reg.user_id, device_id: session.device_id })).toBe(0);
-      expect(await count(hs, 'access_tokens', { user_id: reg.user_id, device_id: session.device_id })).toBe(0);
+      expectMatrixError(await whoami(session.access_token), 401, 'M_UNKNOWN_TOKEN');
+      expect(await countRows(hs, 'devices', { user_id: reg.user_id, device_id: session.device_id })).toBe(0);
+      expect(await countRows(hs, 'access_tokens', { user_id: reg.user_id, device_id: session.device_id })).toBe(0);
       // The registration's own session still works.
       expect((await whoami(reg.access_token)).status).toBe(200);
-      expect(await count(hs, 'devices', { user_id: reg.user_id })).toBe(1);
+      expect(await countRows(hs, 'devices', { user_id: reg.user_id })).toBe(1);
       // Logging out again with the dead token is refused.
-      expectError(await hs.request('POST', `${prefix}/logout`, { token: session.access_token, body: {} }), 401, 'M_UNKNOWN_TOKEN');
+      expectMatrixError(await hs.request('POST', `${prefix}/logout`, { token: session.access_token, body: {} }), 401, 'M_UNKNOWN_TOKEN');
     });
 
     it('POST /logout/all ends every token and removes every device of the user only', async () => {
@@ -253,13 +236,13 @@ describe.each(backends())('login (%s)', (backend) => {
       const res = await hs.request('POST', `${V3}/logout/all`, { token: a.access_token, body: {} });
       expect(res.status).toBe(200);
       expect(res.body).toEqual({});
-      for (const token of [reg.access_token, a.access_token, b.access_token]) expectError(await whoami(token), 401, 'M_UNKNOWN_TOKEN');
-      expect(await count(hs, 'devices', { user_id: '@lana:test.local' })).toBe(0);
-      expect(await count(hs, 'access_tokens', { user_id: '@lana:test.local' })).toBe(0);
-      expect(await count(hs, 'refresh_tokens', { user_id: '@lana:test.local' })).toBe(0);
+      for (const token of [reg.access_token, a.access_token, b.access_token]) expectMatrixError(await whoami(token), 401, 'M_UNKNOWN_TOKEN');
+      expect(await countRows(hs, 'devices', { user_id: '@lana:test.local' })).toBe(0);
+      expect(await countRows(hs, 'access_tokens', { user_id: '@lana:test.local' })).toBe(0);
+      expect(await countRows(hs, 'refresh_tokens', { user_id: '@lana:test.local' })).toBe(0);
       // The refresh token is dead too.
       const refresh = await hs.request('POST', `${V3}/refresh`, { body: { refresh_token: (a as any).refresh_token } });
-      expectError(refresh, 401, 'M_UNKNOWN_TOKEN');
+      expectMatrixError(refresh, 401, 'M_UNKNOWN_TOKEN');
       // Other users are untouched, and the account can sign in again.
       expect((await whoami(bystander.access_token)).status).toBe(200);
       const again = await hs.login('lana');
@@ -267,9 +250,9 @@ describe.each(backends())('login (%s)', (backend) => {
     });
 
     it('refuses /logout without a token with 401 M_MISSING_TOKEN', async () => {
-      await changesNothing(hs, async () => {
-        expectError(await hs.request('POST', `${V3}/logout`, { body: {} }), 401, 'M_MISSING_TOKEN');
-        expectError(await hs.request('POST', `${V3}/logout/all`, { body: {} }), 401, 'M_MISSING_TOKEN');
+      await expectNoChange(hs, async () => {
+        expectMatrixError(await hs.request('POST', `${V3}/logout`, { body: {} }), 401, 'M_MISSING_TOKEN');
+        expectMatrixError(await hs.request('POST', `${V3}/logout/all`, { body: {} }), 401, 'M_MISSING_TOKEN');
       });
     });
   });
@@ -293,22 +276,22 @@ describe.each(backends())('login (%s)', (backend) => {
     });
 
     it('refuses a request without a token with 401 M_MISSING_TOKEN', async () => {
-      expectError(await hs.request('GET', `${V3}/account/whoami`), 401, 'M_MISSING_TOKEN');
-      expectError(await hs.request('GET', `${V3}/account/whoami?access_token=`), 401, 'M_MISSING_TOKEN');
+      expectMatrixError(await hs.request('GET', `${V3}/account/whoami`), 401, 'M_MISSING_TOKEN');
+      expectMatrixError(await hs.request('GET', `${V3}/account/whoami?access_token=`), 401, 'M_MISSING_TOKEN');
     });
 
     it('refuses a bogus token with 401 M_UNKNOWN_TOKEN and soft_logout false', async () => {
       const res = await whoami('syt_bogus_token');
-      expectError(res, 401, 'M_UNKNOWN_TOKEN');
+      expectMatrixError(res, 401, 'M_UNKNOWN_TOKEN');
       expect(res.body.soft_logout).toBe(false);
       const query = await hs.request('GET', `${V3}/account/whoami?access_token=syt_bogus_token`);
-      expectError(query, 401, 'M_UNKNOWN_TOKEN');
+      expectMatrixError(query, 401, 'M_UNKNOWN_TOKEN');
       expect(query.body.soft_logout).toBe(false);
     });
 
     it('refuses a token that differs from a real one by its last character', async () => {
       const last = token.at(-1) === 'a' ? 'b' : 'a';
-      expectError(await whoami(token.slice(0, -1) + last), 401, 'M_UNKNOWN_TOKEN');
+      expectMatrixError(await whoami(token.slice(0, -1) + last), 401, 'M_UNKNOWN_TOKEN');
     });
   });
 });
@@ -342,11 +325,11 @@ describe.each(backends())('login with passwords disabled (%s)', (backend) => {
     const flows = await hs.request('GET', `${V3}/login`);
     expect(flows.status).toBe(200);
     expect(flows.body.flows).not.toContainEqual({ type: 'm.login.password' });
-    await changesNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       const res = await hs.request('POST', `${V3}/login`, {
         body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'anyone' }, password: DEFAULT_PASSWORD },
       });
-      expectError(res, 400, 'M_UNKNOWN');
+      expectMatrixError(res, 400, 'M_UNKNOWN');
     });
   });
 });

@@ -7,24 +7,13 @@
 // the burst, not timing.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type Response, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
 const OPEN = { per_second: 100000, burst_count: 100000 };
 const TIGHT = { per_second: 0.01, burst_count: 2 };
-
-async function count(hs: TestServer, table: string, where: Record<string, unknown> = {}): Promise<number> {
-  const row = await hs.db()(table).where(where).count<{ n: number | string }[]>({ n: '*' }).first();
-  return Number(row?.n ?? 0);
-}
-
-async function createsNothing(hs: TestServer, act: () => Promise<void>): Promise<void> {
-  const snapshot = async () => [await count(hs, 'users'), await count(hs, 'devices'), await count(hs, 'access_tokens')];
-  const before = await snapshot();
-  await act();
-  expect(await snapshot()).toEqual(before);
-}
 
 /** A 429 M_LIMIT_EXCEEDED with the wait in the body (ms) and in Retry-After (whole seconds). */
 function expectLimited(res: Response): void {
@@ -59,7 +48,7 @@ describe.each(backends())('rc_login.address (%s)', (backend) => {
     expect((await passwordLogin(hs, 'ada')).status).toBe(200);
     // A failed login counts too.
     expect((await passwordLogin(hs, 'bea', 'wrong password')).status).toBe(403);
-    await createsNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       expectLimited(await passwordLogin(hs, 'ada'));
       expectLimited(await passwordLogin(hs, 'bea'));
       // Before the password is even looked at.
@@ -88,7 +77,7 @@ describe.each(backends())('rc_login.account (%s)', (backend) => {
   it('refuses the third login to one account, however it is named, and no other', async () => {
     expect((await passwordLogin(hs, 'eve')).status).toBe(200);
     expect((await passwordLogin(hs, '@eve:test.local')).status).toBe(200);
-    await createsNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       expectLimited(await passwordLogin(hs, 'eve'));
       expectLimited(await passwordLogin(hs, '@eve:test.local'));
       // The lookup is case-insensitive, so the limit must be too.
@@ -118,7 +107,7 @@ describe.each(backends())('rc_login.failed_attempts (%s)', (backend) => {
     expect((await passwordLogin(hs, 'gus')).status).toBe(200);
     expect((await passwordLogin(hs, 'gus', 'wrong one')).status).toBe(403);
     expect((await passwordLogin(hs, 'gus', 'wrong two')).status).toBe(403);
-    await createsNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       expectLimited(await passwordLogin(hs, 'gus'));
       expectLimited(await passwordLogin(hs, '@gus:test.local'));
       // Changing the case of the name must not buy fresh attempts.
@@ -137,7 +126,7 @@ describe.each(backends())('rc_login.failed_attempts (%s)', (backend) => {
       });
       expect(res.status).toBe(401);
     }
-    await createsNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       expectLimited(await passwordLogin(hs, 'hal'));
     });
     const row = await hs.db()('users').where({ user_id: '@hal:test.local' }).first();
@@ -164,13 +153,13 @@ describe.each(backends())('rc_registration (%s)', (backend) => {
 
     await hs.register('reg1');
     await hs.register('reg2');
-    await createsNothing(hs, async () => {
+    await expectNoChange(hs, async () => {
       const third = await hs.request('POST', `${V3}/register`, {
         body: { username: 'reg3', password: DEFAULT_PASSWORD, auth: { type: 'm.login.dummy' } },
       });
       expectLimited(third);
     });
-    expect(await count(hs, 'users', { localpart: 'reg3' })).toBe(0);
+    expect(await countRows(hs, 'users', { localpart: 'reg3' })).toBe(0);
   });
 
   it('does not limit logins', async () => {
@@ -212,7 +201,7 @@ if (backends().includes('postgres')) {
     it('refuses on B the login burst spent on A (rc_login.address)', async () => {
       expect((await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2'))).status).toBe(200);
       expect((await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2'))).status).toBe(200);
-      await createsNothing(b, async () => {
+      await expectNoChange(b, async () => {
         expectLimited(await passwordLogin(b, 'shared', DEFAULT_PASSWORD, from('10.0.0.2')));
       });
       expectLimited(await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2')));
@@ -225,7 +214,7 @@ if (backends().includes('postgres')) {
     it('refuses on both the right password after wrong ones on each (rc_login.failed_attempts)', async () => {
       expect((await passwordLogin(a, 'ivy', 'wrong', from('10.0.1.1'))).status).toBe(403);
       expect((await passwordLogin(b, 'ivy', 'wrong', from('10.0.1.2'))).status).toBe(403);
-      await createsNothing(a, async () => {
+      await expectNoChange(a, async () => {
         expectLimited(await passwordLogin(a, 'ivy', DEFAULT_PASSWORD, from('10.0.1.3')));
         expectLimited(await passwordLogin(b, 'ivy', DEFAULT_PASSWORD, from('10.0.1.4')));
       });
@@ -236,7 +225,7 @@ if (backends().includes('postgres')) {
       const body = (username: string) => ({ username, password: DEFAULT_PASSWORD, auth: { type: 'm.login.dummy' } });
       expect((await a.request('POST', `${V3}/register`, { body: body('reg1'), headers: ip })).status).toBe(200);
       expect((await a.request('POST', `${V3}/register`, { body: body('reg2'), headers: ip })).status).toBe(200);
-      await createsNothing(b, async () => {
+      await expectNoChange(b, async () => {
         expectLimited(await b.request('POST', `${V3}/register`, { body: body('reg3'), headers: ip }));
       });
     });
