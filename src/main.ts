@@ -102,7 +102,8 @@ async function start(values: Record<string, string | boolean | undefined>) {
     stopping = true;
     logger.info('shutting down');
     await gatehouse.close();
-    logger.flush();
+    // The log is written asynchronously: let the last lines out before exiting.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
     process.exit(0);
   };
   process.on('SIGINT', stop);
