@@ -26,6 +26,16 @@ function problemsOf(raw: unknown, baseDir = BASE): string[] {
   throw new Error(`config was accepted: ${JSON.stringify(raw)}`);
 }
 
+/** A fresh temp directory for the tests of one describe block (call it inside the test). */
+function tempDir(): () => string {
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  return () => dir;
+}
+
 /** The single problem reported for `extra` on top of a valid minimum. */
 function problemOf(extra: Record<string, unknown>): string {
   const problems = problemsOf({ server_name: 'example.org', ...extra });
@@ -150,16 +160,10 @@ describe('durations and sizes', () => {
 });
 
 describe('paths', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
-  });
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir();
 
   it("resolves relative paths against the config file's folder, not the working directory", () => {
-    const file = join(dir, 'homeserver.yaml');
+    const file = join(dir(), 'homeserver.yaml');
     writeFileSync(
       file,
       'server_name: example.org\n' +
@@ -167,18 +171,18 @@ describe('paths', () => {
         'signing_key_path: keys/example.signing.key\n',
     );
     const { config } = loadConfigFile(file);
-    expect(config.database).toEqual({ name: 'sqlite3', args: { database: join(dir, 'db/hs.db') } });
-    expect(config.signing_key_path).toBe(join(dir, 'keys/example.signing.key'));
-    expect(config.data_directory).toBe(join(dir, 'data'));
+    expect(config.database).toEqual({ name: 'sqlite3', args: { database: join(dir(), 'db/hs.db') } });
+    expect(config.signing_key_path).toBe(join(dir(), 'keys/example.signing.key'));
+    expect(config.data_directory).toBe(join(dir(), 'data'));
   });
 
   it('puts the default database and signing key under a relative data_directory', () => {
-    const file = join(dir, 'data-dir.yaml');
+    const file = join(dir(), 'data-dir.yaml');
     writeFileSync(file, 'server_name: example.org\ndata_directory: var/lib\n');
     const { config } = loadConfigFile(file);
-    expect(config.data_directory).toBe(join(dir, 'var/lib'));
-    expect(config.database).toEqual({ name: 'sqlite3', args: { database: join(dir, 'var/lib/homeserver.db') } });
-    expect(config.signing_key_path).toBe(join(dir, 'var/lib/example.org.signing.key'));
+    expect(config.data_directory).toBe(join(dir(), 'var/lib'));
+    expect(config.database).toEqual({ name: 'sqlite3', args: { database: join(dir(), 'var/lib/homeserver.db') } });
+    expect(config.signing_key_path).toBe(join(dir(), 'var/lib/example.org.signing.key'));
   });
 
   it('keeps absolute paths and :memory: as they are', () => {
@@ -398,16 +402,10 @@ describe('unknown and Synapse-only keys', () => {
 });
 
 describe('loadConfigFile', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-config-'));
-  });
-  afterAll(() => {
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const dir = tempDir();
 
   it('reads YAML with Synapse-style units', () => {
-    const file = join(dir, 'units.yaml');
+    const file = join(dir(), 'units.yaml');
     writeFileSync(
       file,
       'server_name: "example.org"\nrefreshable_access_token_lifetime: 1h\nrefresh_token_lifetime: 30d\nmax_request_body_size: 4K\nlisteners:\n  - port: 0\n',
@@ -421,7 +419,7 @@ describe('loadConfigFile', () => {
   });
 
   it('gives a ConfigError naming the file for invalid YAML', () => {
-    const file = join(dir, 'broken.yaml');
+    const file = join(dir(), 'broken.yaml');
     writeFileSync(file, 'server_name: "example.org\nlisteners: [\n');
     let err: unknown;
     try {
@@ -435,19 +433,19 @@ describe('loadConfigFile', () => {
   });
 
   it('gives a ConfigError naming the file when it is missing', () => {
-    const file = join(dir, 'does-not-exist.yaml');
+    const file = join(dir(), 'does-not-exist.yaml');
     expect(() => loadConfigFile(file)).toThrow(ConfigError);
     expect(() => loadConfigFile(file)).toThrow(`cannot read ${file}`);
   });
 
   it('reports an empty file as missing server_name', () => {
-    const file = join(dir, 'empty.yaml');
+    const file = join(dir(), 'empty.yaml');
     writeFileSync(file, '');
     expect(() => loadConfigFile(file)).toThrow(/server_name: required/);
   });
 
   it('reports validation problems from the file with their key paths', () => {
-    const file = join(dir, 'typed.yaml');
+    const file = join(dir(), 'typed.yaml');
     writeFileSync(file, 'server_name: example.org\nenable_registration: "true"\nlisteners:\n  - port: "8008"\n');
     let err: unknown;
     try {
@@ -461,40 +459,36 @@ describe('loadConfigFile', () => {
 });
 
 describe('registration_shared_secret_path', () => {
-  let dir: string;
-  beforeAll(() => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-secret-'));
-  });
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir();
 
   it('reads the secret from the file, relative to the config, trimmed', () => {
-    writeFileSync(join(dir, 'secret'), '  a-secret-from-a-file\n');
-    const { config, warnings } = buildConfig({ server_name: 'example.org', registration_shared_secret_path: 'secret' }, dir);
+    writeFileSync(join(dir(), 'secret'), '  a-secret-from-a-file\n');
+    const { config, warnings } = buildConfig({ server_name: 'example.org', registration_shared_secret_path: 'secret' }, dir());
     expect(config.registration_shared_secret).toBe('a-secret-from-a-file');
     expect(warnings).toEqual([]);
   });
 
   it('refuses a missing file, naming the key and the file', () => {
-    const missing = join(dir, 'nope');
+    const missing = join(dir(), 'nope');
     const p = problemsOf({ server_name: 'example.org', registration_shared_secret_path: missing });
     expect(p).toEqual([`registration_shared_secret_path: cannot read the secret from ${missing}: ENOENT`]);
   });
 
   it('refuses an empty file', () => {
-    writeFileSync(join(dir, 'empty'), '\n');
-    const p = problemsOf({ server_name: 'example.org', registration_shared_secret_path: join(dir, 'empty') });
-    expect(p).toEqual([`registration_shared_secret_path: ${join(dir, 'empty')} is empty`]);
+    writeFileSync(join(dir(), 'empty'), '\n');
+    const p = problemsOf({ server_name: 'example.org', registration_shared_secret_path: join(dir(), 'empty') });
+    expect(p).toEqual([`registration_shared_secret_path: ${join(dir(), 'empty')} is empty`]);
   });
 
   it('refuses both the secret and its path', () => {
-    writeFileSync(join(dir, 'secret2'), 'another-long-secret');
-    const p = problemsOf({ server_name: 'example.org', registration_shared_secret: 'inline-secret', registration_shared_secret_path: join(dir, 'secret2') });
+    writeFileSync(join(dir(), 'secret2'), 'another-long-secret');
+    const p = problemsOf({ server_name: 'example.org', registration_shared_secret: 'inline-secret', registration_shared_secret_path: join(dir(), 'secret2') });
     expect(p).toEqual(['registration_shared_secret_path: give either it or registration_shared_secret, not both']);
   });
 
   it('applies the minimum length to a secret from a file too', () => {
-    writeFileSync(join(dir, 'short'), 'tiny');
-    expect(problemsOf({ server_name: 'example.org', registration_shared_secret_path: join(dir, 'short') })[0]).toMatch(
+    writeFileSync(join(dir(), 'short'), 'tiny');
+    expect(problemsOf({ server_name: 'example.org', registration_shared_secret_path: join(dir(), 'short') })[0]).toMatch(
       /^registration_shared_secret: must be at least 8 characters/,
     );
   });
