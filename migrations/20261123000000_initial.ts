@@ -41,6 +41,7 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('created_ts').notNullable();
     t.bigInteger('expires_ts').nullable();
     t.index(['user_id', 'device_id']);
+    t.index(['next_token_id']);
   });
 
   await knex.schema.createTable('access_tokens', (t) => {
@@ -54,6 +55,7 @@ export async function up(knex: Knex): Promise<void> {
     t.bigInteger('created_ts').notNullable();
     t.bigInteger('expires_ts').nullable();
     t.index(['user_id', 'device_id']);
+    t.index(['refresh_token_id']);
   });
 
   await knex.schema.createTable('uia_sessions', (t) => {

@@ -91,8 +91,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const info = new ServerInfoHandler(config, signingKey);
   const registration = new RegistrationHandler(db, config, uia, sessions, hasher, limiters.registration);
   const login = new LoginHandler(db, config, sessions, hasher, limiters);
-  const account = new AccountHandler(db, config, uia, hasher);
-  const devices = new DeviceHandler(db, uia);
+  const account = new AccountHandler(db, config, uia, hasher, sessions);
+  const devices = new DeviceHandler(db, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
 
   const http = createHttpApp({

@@ -46,7 +46,13 @@ export function loadOrCreateSigningKey(path: string): { key: SigningKey; created
   if (existsSync(path)) return { key: parseSigningKey(readFileSync(path, 'utf8'), path), created: false };
   const key = generateSigningKey();
   mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, formatSigningKey(key), { mode: 0o600, flag: 'wx' });
+  try {
+    writeFileSync(path, formatSigningKey(key), { mode: 0o600, flag: 'wx' });
+  } catch (err) {
+    // Another process starting at the same moment wrote it first: use that one.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { key: parseSigningKey(readFileSync(path, 'utf8'), path), created: false };
+    throw err;
+  }
   return { key, created: true };
 }
 

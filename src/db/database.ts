@@ -25,6 +25,8 @@ export function openDatabase(config: DatabaseConfig): Knex {
       client: 'sqlite3',
       connection: { filename: file },
       useNullAsDefault: true,
+      // Errors carry the SQL without its values: those can be hashes and user input, and errors get logged.
+      compileSqlOnError: false,
       // SQLite serialises writers anyway; one connection avoids SQLITE_BUSY and
       // keeps an in-memory database alive for the life of the process.
       pool: {
@@ -41,6 +43,7 @@ export function openDatabase(config: DatabaseConfig): Knex {
   }
   return knexFactory({
     client: 'pg',
+    compileSqlOnError: false,
     connection: {
       host: config.args.host,
       port: config.args.port,

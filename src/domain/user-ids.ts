@@ -56,6 +56,8 @@ export function userFromIdentifier(body: Record<string, unknown>, serverName: st
     throw missingParam('Missing identifier (or legacy user field)');
   }
   if (typeof user !== 'string') throw badJson('The user identifier must be a string');
+  // No user ID is longer than 255 characters or holds NUL: such a name cannot sign in.
+  if (user.length > 255 || user.includes('\u0000')) throw new MatrixError(403, 'M_FORBIDDEN', 'Invalid username or password');
   if (user.startsWith('@')) {
     const parsed = parseUserId(user);
     if (!parsed) throw new MatrixError(400, 'M_INVALID_USERNAME', 'Invalid user ID');
@@ -63,4 +65,13 @@ export function userFromIdentifier(body: Record<string, unknown>, serverName: st
     return parsed.localpart;
   }
   return user;
+}
+
+/**
+ * The rate-limit key for sign-in attempts on an account. Lookups ignore case,
+ * so the limits must too (as Synapse), or "Alice", "aLice", ... would each get
+ * a fresh set of attempts.
+ */
+export function attemptsKey(userId: string): string {
+  return userId.toLowerCase();
 }

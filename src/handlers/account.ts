@@ -4,12 +4,10 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { forbidden } from '../errors.js';
-import * as Devices from '../repositories/devices.js';
-import * as Tokens from '../repositories/tokens.js';
 import * as Users from '../repositories/users.js';
 import type { UiaEngine } from '../uia/engine.js';
 import { checkPassword } from './password-policy.js';
-import type { Requester } from './sessions.js';
+import type { Requester, SessionHandler } from './sessions.js';
 
 /** Operations on one's own account are confirmed with the password. */
 export const REAUTH_FLOWS = [['m.login.password']];
@@ -20,6 +18,7 @@ export class AccountHandler {
     private readonly config: Config,
     private readonly uia: UiaEngine,
     private readonly hasher: PasswordHasher,
+    private readonly sessions: SessionHandler,
   ) {}
 
   whoami(requester: Requester): { user_id: string; device_id: string; is_guest: boolean } {
@@ -43,10 +42,7 @@ export class AccountHandler {
     await this.db.transaction(async (trx) => {
       await this.uia.complete(auth, trx);
       await Users.setPasswordHash(trx, requester.userId, hash);
-      if (req.logoutDevices) {
-        await Tokens.deleteTokensForDevices(trx, requester.userId, null, requester.deviceId);
-        await Devices.deleteDevices(trx, requester.userId, null, requester.deviceId);
-      }
+      if (req.logoutDevices) await this.sessions.endSessions(trx, requester.userId, null, requester.deviceId);
     });
     return {};
   }
@@ -69,10 +65,9 @@ export class AccountHandler {
       await Users.markDeactivated(trx, requester.userId);
       // As Synapse: a deactivated user's display name and avatar are removed.
       await Users.clearProfile(trx, requester.userId);
-      await Tokens.deleteTokensForDevices(trx, requester.userId, null);
-      await Devices.deleteDevices(trx, requester.userId, null);
+      await this.sessions.endSessions(trx, requester.userId, null);
     });
-    // No identity servers are bound by Gatehouse, so there was nothing to unbind.
-    return { id_server_unbind_result: 'no-support' as const };
+    // Spec: "success" when the homeserver has no identifiers to unbind; Gatehouse binds none yet.
+    return { id_server_unbind_result: 'success' as const };
   }
 }

@@ -3,10 +3,9 @@
 import type { Knex } from 'knex';
 import { notFound } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
-import * as Tokens from '../repositories/tokens.js';
 import type { UiaEngine } from '../uia/engine.js';
 import { REAUTH_FLOWS } from './account.js';
-import type { Requester } from './sessions.js';
+import type { Requester, SessionHandler } from './sessions.js';
 
 export interface DeviceView {
   device_id: string;
@@ -27,6 +26,7 @@ export class DeviceHandler {
   constructor(
     private readonly db: Knex,
     private readonly uia: UiaEngine,
+    private readonly sessions: SessionHandler,
   ) {}
 
   async list(requester: Requester): Promise<{ devices: DeviceView[] }> {
@@ -40,24 +40,35 @@ export class DeviceHandler {
   }
 
   async rename(requester: Requester, deviceId: string, displayName: string | null | undefined): Promise<Record<string, never>> {
-    const d = await Devices.findDevice(this.db, requester.userId, deviceId);
-    if (!d) throw notFound('Device not found');
-    // An absent display_name leaves the name as it is; null clears it.
-    if (displayName !== undefined) await Devices.setDeviceDisplayName(this.db, requester.userId, deviceId, displayName);
+    // An absent display_name leaves the name as it is (but the device must still exist); null clears it.
+    const found =
+      displayName === undefined
+        ? (await Devices.findDevice(this.db, requester.userId, deviceId)) !== null
+        : await Devices.setDeviceDisplayName(this.db, requester.userId, deviceId, displayName);
+    if (!found) throw notFound('Device not found');
     return {};
   }
 
-  /** DELETE /devices/{deviceId} and POST /delete_devices: UIA, then the devices and their tokens go. */
-  async delete(requester: Requester, req: { operation: string; deviceIds: string[]; auth: unknown; ip: string }): Promise<Record<string, never>> {
+  /** DELETE /devices/{deviceId}: UIA, then the device and its tokens go (200 also when it was already gone). */
+  deleteOne(requester: Requester, req: { deviceId: string; auth: unknown; ip: string }): Promise<Record<string, never>> {
+    return this.deleteWithAuth(requester, 'DELETE /devices/{deviceId}', [req.deviceId], req.auth, req.ip);
+  }
+
+  /** POST /delete_devices: UIA, then the devices and their tokens go. */
+  deleteMany(requester: Requester, req: { deviceIds: string[]; auth: unknown; ip: string }): Promise<Record<string, never>> {
+    return this.deleteWithAuth(requester, 'POST /delete_devices', req.deviceIds, req.auth, req.ip);
+  }
+
+  private async deleteWithAuth(requester: Requester, operation: string, deviceIds: string[], authDict: unknown, ip: string) {
+    // The session is bound to the devices named, so it cannot be reused for others.
     const auth = await this.uia.authenticate(
-      { name: req.operation, userId: requester.userId, binding: { devices: req.deviceIds }, clientIp: req.ip },
+      { name: operation, userId: requester.userId, binding: { devices: deviceIds }, clientIp: ip },
       REAUTH_FLOWS,
-      req.auth,
+      authDict,
     );
     await this.db.transaction(async (trx) => {
       await this.uia.complete(auth, trx);
-      await Tokens.deleteTokensForDevices(trx, requester.userId, req.deviceIds);
-      await Devices.deleteDevices(trx, requester.userId, req.deviceIds);
+      await this.sessions.endSessions(trx, requester.userId, deviceIds);
     });
     return {};
   }

@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
-import { userFromIdentifier, userIdFor } from '../domain/user-ids.js';
+import { attemptsKey, userFromIdentifier, userIdFor } from '../domain/user-ids.js';
 import { badJson, forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
@@ -58,11 +58,11 @@ export class LoginHandler {
     await this.limiters.address.take(req.ip);
     const localpart = userFromIdentifier(req.body, this.config.server_name);
     const requestedId = userIdFor(localpart, this.config.server_name);
-    // The lookup below ignores case, so the limits must too (as Synapse):
-    // otherwise "Alice", "aLice", ... would each get a fresh set of attempts.
-    const limitKey = requestedId.toLowerCase();
+    const limitKey = attemptsKey(requestedId);
     await this.limiters.account.take(limitKey);
-    await this.limiters.failedAttempts.check(limitKey);
+    // Counted before the check, so parallel guesses cannot all slip under the limit;
+    // given back when the password turns out right.
+    await this.limiters.failedAttempts.take(limitKey);
 
     // As Synapse: an exact match first, then a unique case-insensitive one.
     const user = (await Users.findUser(this.db, requestedId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, localpart));
@@ -70,21 +70,24 @@ export class LoginHandler {
       // Synapse tells a deactivated account so, rather than "wrong password".
       throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
     }
-    if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) {
-      await this.limiters.failedAttempts.record(limitKey);
-      throw invalidCredentials();
-    }
+    if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) throw invalidCredentials();
+    await this.limiters.failedAttempts.refund(limitKey);
 
-    const session = await this.db.transaction((trx) =>
-      this.sessions.issue(trx, {
+    const session = await this.db.transaction(async (trx) => {
+      // The password was checked outside the transaction (argon2 is slow): make sure it has not
+      // changed since, with the row locked so that a password change waits for this sign-in
+      // (and then ends its session with the others) rather than missing it.
+      const current = await Users.lockUser(trx, user.user_id);
+      if (!current || current.deactivated || current.password_hash !== user.password_hash) throw invalidCredentials();
+      return this.sessions.issue(trx, {
         userId: user.user_id,
         deviceId: req.deviceId,
         displayName: req.initialDeviceDisplayName,
         wantRefreshToken: req.refreshToken,
         ip: req.ip,
         userAgent: req.userAgent,
-      }),
-    );
+      });
+    });
     const response: LoginResponse = { user_id: user.user_id, home_server: this.config.server_name, ...session };
     // Element and Nheko switch to this base URL, so send it only when it is known to be right.
     if (this.config.public_baseurl) response.well_known = { 'm.homeserver': { base_url: this.config.public_baseurl } };

@@ -14,7 +14,6 @@ import { checkPassword } from './password-policy.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
 
 export interface RegisterRequest {
-  kind: 'user' | 'guest';
   username: string | null;
   password: string | null;
   deviceId: string | null;
@@ -47,8 +46,9 @@ export class RegistrationHandler {
   }
 
   async register(req: RegisterRequest): Promise<RegisterResponse> {
-    if (req.kind === 'guest') return this.registerGuest(req);
     if (!this.config.enable_registration) throw forbidden('Registration has been disabled');
+    // As Synapse: an address over its limit is refused before anything (even a UIA session) is made.
+    await this.limiter.check(req.ip);
 
     // As Synapse: check what can be checked before UIA, so the client learns early.
     if (req.username !== null) {
@@ -90,7 +90,8 @@ export class RegistrationHandler {
     });
   }
 
-  private async registerGuest(req: RegisterRequest): Promise<RegisterResponse> {
+  /** Guest registration: no UIA, a numeric user ID, a generated device. */
+  async registerGuest(req: { initialDeviceDisplayName: string | null; ip: string; userAgent: string | null }): Promise<RegisterResponse> {
     if (!this.config.allow_guest_access) throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is disabled');
     await this.limiter.take(req.ip);
     return this.db.transaction(async (trx) => {
@@ -103,13 +104,17 @@ export class RegistrationHandler {
           { user_id: userId, localpart, password_hash: null, is_admin: false, is_guest: true, displayname: null },
           this.clock(),
         );
-        if (created) return this.signIn(trx, userId, { ...req, inhibitLogin: false });
+        if (created) return this.signIn(trx, userId, { ...req, deviceId: null, inhibitLogin: false, refreshToken: false });
       }
       throw new Error('could not allocate a guest user ID');
     });
   }
 
-  private async signIn(trx: Knex, userId: string, req: RegisterRequest): Promise<RegisterResponse> {
+  private async signIn(
+    trx: Knex,
+    userId: string,
+    req: Pick<RegisterRequest, 'deviceId' | 'initialDeviceDisplayName' | 'inhibitLogin' | 'refreshToken' | 'ip' | 'userAgent'>,
+  ): Promise<RegisterResponse> {
     const base = { user_id: userId, home_server: this.config.server_name };
     if (req.inhibitLogin) return base;
     const session = await this.sessions.issue(trx, {

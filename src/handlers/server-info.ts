@@ -13,6 +13,10 @@ export const SPEC_VERSIONS = [
 /** How long other servers may cache our key response. */
 const KEY_VALIDITY_MS = 7 * 24 * 3_600_000;
 
+/** Whether the endpoints behind these capabilities exist yet (they arrive with later issues). */
+const PROFILE_ENDPOINTS_SERVED = false;
+const THREEPID_ENDPOINTS_SERVED = false;
+
 export class ServerInfoHandler {
   constructor(
     private readonly config: Config,
@@ -29,9 +33,11 @@ export class ServerInfoHandler {
     return {
       capabilities: {
         'm.change_password': { enabled: c.password_config.enabled },
-        'm.set_displayname': { enabled: c.enable_set_displayname },
-        'm.set_avatar_url': { enabled: c.enable_set_avatar_url },
-        'm.3pid_changes': { enabled: c.enable_3pid_changes },
+        // Profile and 3PID endpoints are not served yet: until they are, clients must not offer
+        // those changes, whatever the config allows.
+        'm.set_displayname': { enabled: PROFILE_ENDPOINTS_SERVED && c.enable_set_displayname },
+        'm.set_avatar_url': { enabled: PROFILE_ENDPOINTS_SERVED && c.enable_set_avatar_url },
+        'm.3pid_changes': { enabled: THREEPID_ENDPOINTS_SERVED && c.enable_3pid_changes },
         'm.get_login_token': { enabled: false },
         // Clients read this even before rooms exist; these are the versions rooms will be created in.
         'm.room_versions': {
@@ -54,14 +60,20 @@ export class ServerInfoHandler {
     return { 'm.server': `${host}:443` };
   }
 
-  /** GET /_matrix/key/v2/server: our verify key, signed by itself. */
+  private signedKeys: { body: Record<string, unknown>; validUntil: number } | null = null;
+
+  /** GET /_matrix/key/v2/server: our verify key, signed by itself (re-signed once half its validity has passed). */
   serverKeys() {
-    const body = {
-      server_name: this.config.server_name,
-      valid_until_ts: this.clock() + KEY_VALIDITY_MS,
-      verify_keys: { [this.signingKey.keyId]: { key: unpaddedBase64(this.signingKey.publicKey) } },
-      old_verify_keys: {},
-    };
-    return signJson(body, this.config.server_name, this.signingKey);
+    const now = this.clock();
+    if (!this.signedKeys || this.signedKeys.validUntil - now < KEY_VALIDITY_MS / 2) {
+      const body = {
+        server_name: this.config.server_name,
+        valid_until_ts: now + KEY_VALIDITY_MS,
+        verify_keys: { [this.signingKey.keyId]: { key: unpaddedBase64(this.signingKey.publicKey) } },
+        old_verify_keys: {},
+      };
+      this.signedKeys = { body: signJson(body, this.config.server_name, this.signingKey), validUntil: body.valid_until_ts };
+    }
+    return this.signedKeys.body;
   }
 }

@@ -31,8 +31,10 @@ export interface SessionRequest {
   userAgent: string | null;
 }
 
-/** Rolls back a refresh that lost a race with a parallel one. */
-class LostRace extends Error {}
+/** An address fit to store: a proxy's X-Forwarded-For can hold anything, of any length. */
+function clientAddress(ip: string | null): string | null {
+  return ip === null ? null : ip.slice(0, 64);
+}
 
 /** How often a device's last-seen fields are written at most (per process). */
 const LAST_SEEN_INTERVAL_MS = 60_000;
@@ -58,7 +60,11 @@ export class SessionHandler {
     const deviceId = req.deviceId ?? newDeviceId();
     // A generated device ID is new, so it has no earlier tokens to end.
     if (req.deviceId !== null) await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
-    await Devices.upsertDevice(q, { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: req.ip, user_agent: req.userAgent }, now);
+    await Devices.upsertDevice(
+      q,
+      { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: clientAddress(req.ip), user_agent: req.userAgent },
+      now,
+    );
     return (await this.issueTokens(q, req.userId, deviceId, req.wantRefreshToken, now)).issued;
   }
 
@@ -118,50 +124,55 @@ export class SessionHandler {
     if (last !== undefined && now - last < LAST_SEEN_INTERVAL_MS) return;
     if (this.lastSeenWrites.size > 100_000) this.lastSeenWrites.clear();
     this.lastSeenWrites.set(tokenId, now);
-    await Devices.touchDevice(this.db, userId, deviceId, now, ip, ua);
+    await Devices.touchDevice(this.db, userId, deviceId, now, clientAddress(ip), ua);
   }
 
   /**
    * Exchanges a refresh token for a new pair. The old refresh token keeps
    * working (a client may retry after a lost response) until the new access
-   * token is first used; then it is deleted. A retry replaces the unused pair
-   * made last time, so one refresh token has at most one live successor.
+   * or refresh token is first used; then it is deleted (spec: /refresh). A
+   * retry replaces the unused pair made last time, so one refresh token has at
+   * most one live successor.
    */
-  async refresh(refreshToken: string): Promise<IssuedSession> {
+  async refresh(refreshToken: string): Promise<Omit<IssuedSession, 'device_id'>> {
     const hash = hashToken(refreshToken);
-    // Parallel refreshes of one token race on the compare-and-set link; the loser starts over.
-    for (let attempt = 0; ; attempt++) {
-      const issued = await this.db.transaction(async (trx) => {
-        const now = this.clock();
-        const row = await Tokens.findRefreshToken(trx, hash);
-        if (!row) throw unknownToken('Unknown refresh token');
-        if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Refresh token has expired');
-        const made = await this.issueTokens(trx, row.user_id, row.device_id, true, now);
-        if (!(await Tokens.linkNextRefreshToken(trx, row.id, made.refreshTokenId!, row.next_token_id))) throw new LostRace();
-        if (row.next_token_id !== null) await Tokens.deleteRefreshTokenWithAccessTokens(trx, row.next_token_id);
-        return made.issued;
-      }).catch((err: unknown) => {
-        if (err instanceof LostRace) return null;
-        throw err;
-      });
-      if (issued) return issued;
-      if (attempt >= 5) throw new Error('refresh kept losing races');
-    }
+    return this.db.transaction(async (trx) => {
+      const now = this.clock();
+      // Locked (PostgreSQL) for the rest of the transaction: parallel refreshes of one token take turns.
+      const row = await Tokens.findRefreshToken(trx, hash);
+      if (!row) throw unknownToken('Unknown refresh token');
+      if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Refresh token has expired');
+      // Lock the device too: a logout racing this refresh either waits for it (and then ends the
+      // new pair as well) or has deleted the device already (and this refresh fails).
+      if (!(await Devices.lockDevice(trx, row.user_id, row.device_id))) throw unknownToken('Unknown refresh token');
+      // Using this token retires the one it was exchanged for.
+      await Tokens.deletePredecessorRefreshTokens(trx, row.id);
+      if (row.next_token_id !== null) await Tokens.deleteRefreshTokenWithAccessTokens(trx, row.next_token_id);
+      const { issued, refreshTokenId } = await this.issueTokens(trx, row.user_id, row.device_id, true, now);
+      await Tokens.linkNextRefreshToken(trx, row.id, refreshTokenId!);
+      const { device_id: _sameDevice, ...pair } = issued;
+      return pair;
+    });
+  }
+
+  /**
+   * Ends sessions: the given devices of the user (all when `deviceIds` is
+   * null), except `keepDeviceId`, with every token they hold. Devices go first,
+   * so that a refresh racing this (which locks its device row) is either
+   * finished and its new tokens deleted here, or finds its device gone.
+   */
+  async endSessions(trx: Knex, userId: string, deviceIds: string[] | null, keepDeviceId: string | null = null): Promise<void> {
+    await Devices.deleteDevices(trx, userId, deviceIds, keepDeviceId);
+    await Tokens.deleteTokensForDevices(trx, userId, deviceIds, keepDeviceId);
   }
 
   /** Ends one device's session: the device and all its tokens. */
   async logout(requester: Requester): Promise<void> {
-    await this.db.transaction(async (trx) => {
-      await Tokens.deleteTokensForDevices(trx, requester.userId, [requester.deviceId]);
-      await Devices.deleteDevices(trx, requester.userId, [requester.deviceId]);
-    });
+    await this.db.transaction((trx) => this.endSessions(trx, requester.userId, [requester.deviceId]));
   }
 
   /** Ends every session of the user. */
   async logoutAll(userId: string): Promise<void> {
-    await this.db.transaction(async (trx) => {
-      await Tokens.deleteTokensForDevices(trx, userId, null);
-      await Devices.deleteDevices(trx, userId, null);
-    });
+    await this.db.transaction((trx) => this.endSessions(trx, userId, null));
   }
 }

@@ -22,7 +22,9 @@ export interface HttpOptions {
 }
 
 export function createHttpApp(opts: HttpOptions): Koa {
-  const app = new Koa({ proxy: opts.trustProxy });
+  // Behind a proxy, trust only the address it appended (the last X-Forwarded-For entry):
+  // earlier entries come from the client and would let it pick its own rate-limit bucket.
+  const app = new Koa({ proxy: opts.trustProxy, maxIpsCount: 1 });
   app.silent = true; // errors are logged once, by the request log
   const router = new Router();
   opts.mount(router);

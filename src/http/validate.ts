@@ -43,6 +43,8 @@ export class Fields {
 
   private checkString(name: string, v: unknown, maxLength: number | undefined): string {
     if (typeof v !== 'string') throw badJson(`${name} must be a string`);
+    // PostgreSQL cannot store U+0000 in text, and no Matrix identifier or name needs it.
+    if (v.includes('\u0000')) throw badJson(`${name} must not contain NUL characters`);
     if (maxLength !== undefined && v.length > maxLength) throw badJson(`${name} must be at most ${maxLength} characters`);
     return v;
   }

@@ -5,13 +5,16 @@
 import type { Knex } from 'knex';
 import type { RateLimit } from '../config/types.js';
 import { limitExceeded } from '../errors.js';
-import { deleteDrainedBuckets, readBucket, tryTakeFromBucket } from '../repositories/rate-limits.js';
+import { createHash } from 'node:crypto';
+import { deleteDrainedBuckets, readBucket, refundToBucket, tryTakeFromBucket } from '../repositories/rate-limits.js';
 
 export interface BucketStore {
   /** Adds `cost` to the bucket if it fits; returns 0 when allowed, else ms until it would fit. */
   take(key: string, cost: number, limit: RateLimit, now: number): Promise<number>;
   /** Like take, without adding anything. */
   peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number>;
+  /** Removes up to `cost` from the bucket (never below empty). */
+  refund(key: string, cost: number, limit: RateLimit, now: number): Promise<void>;
 }
 
 function waitMs(level: number, cost: number, limit: RateLimit): number {
@@ -38,6 +41,11 @@ export class MemoryBucketStore implements BucketStore {
   async peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
     const b = this.buckets.get(key);
     return waitMs(b ? drained(b.level, b.ts, now, limit.per_second) : 0, cost, limit);
+  }
+
+  async refund(key: string, cost: number, limit: RateLimit, now: number): Promise<void> {
+    const b = this.buckets.get(key);
+    if (b) this.buckets.set(key, { level: Math.max(drained(b.level, b.ts, now, limit.per_second) - cost, 0), ts: now, rate: limit.per_second });
   }
 
   /**
@@ -69,6 +77,10 @@ export class DatabaseBucketStore implements BucketStore {
     return waitMs(b ? drained(b.level, b.updated_ts, now, limit.per_second) : 0, cost, limit);
   }
 
+  async refund(key: string, cost: number, limit: RateLimit, now: number): Promise<void> {
+    await refundToBucket(this.db, key, cost, limit.per_second, now);
+  }
+
   /** Once a minute per process, deletes drained rows so the table cannot grow without bound. */
   private async sweep(now: number): Promise<void> {
     if (now - this.lastSweep < 60_000) return;
@@ -86,20 +98,30 @@ export class RateLimiter {
     private readonly clock: () => number = Date.now,
   ) {}
 
+  /** The bucket's name: client-chosen keys (user names, forwarded addresses) are hashed when long. */
+  private bucket(key: string): string {
+    return `${this.name}:${key.length > 128 ? `sha256:${createHash('sha256').update(key).digest('hex')}` : key}`;
+  }
+
   /** Counts one action for `key`, or throws M_LIMIT_EXCEEDED. */
   async take(key: string): Promise<void> {
-    const wait = await this.store.take(`${this.name}:${key}`, 1, this.limit, this.clock());
+    const wait = await this.store.take(this.bucket(key), 1, this.limit, this.clock());
     if (wait > 0) throw limitExceeded(wait);
   }
 
   /** Throws M_LIMIT_EXCEEDED if one more action would not fit, without counting one. */
   async check(key: string): Promise<void> {
-    const wait = await this.store.peek(`${this.name}:${key}`, 1, this.limit, this.clock());
+    const wait = await this.store.peek(this.bucket(key), 1, this.limit, this.clock());
     if (wait > 0) throw limitExceeded(wait);
   }
 
   /** Counts one action without refusing (e.g. a failed login attempt). */
   async record(key: string): Promise<void> {
-    await this.store.take(`${this.name}:${key}`, 1, this.limit, this.clock());
+    await this.store.take(this.bucket(key), 1, this.limit, this.clock());
+  }
+
+  /** Gives back one action taken with `take` (an attempt that turned out not to count). */
+  async refund(key: string): Promise<void> {
+    await this.store.refund(this.bucket(key), 1, this.limit, this.clock());
   }
 }

@@ -33,7 +33,10 @@ export async function findDevice(q: Knex, userId: string, deviceId: string): Pro
   return r ? toDevice(r) : null;
 }
 
-/** Creates the device, or keeps an existing one (updating its name only when one is given). */
+/**
+ * Creates the device, or keeps an existing one: its name stays (the spec
+ * ignores initial_device_display_name for a known device), last-seen updates.
+ */
 export async function upsertDevice(
   q: Knex,
   d: { user_id: string; device_id: string; display_name: string | null; ip: string | null; user_agent: string | null },
@@ -48,9 +51,16 @@ export async function upsertDevice(
     last_seen_ip: d.ip,
     last_seen_user_agent: d.user_agent,
   };
-  const merge: Record<string, unknown> = { last_seen_ts: now, last_seen_ip: d.ip, last_seen_user_agent: d.user_agent };
-  if (d.display_name !== null) merge.display_name = d.display_name;
-  await q('devices').insert(row).onConflict(['user_id', 'device_id']).merge(merge);
+  await q('devices')
+    .insert(row)
+    .onConflict(['user_id', 'device_id'])
+    .merge({ last_seen_ts: now, last_seen_ip: d.ip, last_seen_user_agent: d.user_agent });
+}
+
+/** Locks the device row until the transaction ends (PostgreSQL; SQLite serialises transactions). False when it is gone. */
+export async function lockDevice(q: Knex, userId: string, deviceId: string): Promise<boolean> {
+  const row = await q('devices').where({ user_id: userId, device_id: deviceId }).forUpdate().first('device_id');
+  return row !== undefined;
 }
 
 export async function setDeviceDisplayName(q: Knex, userId: string, deviceId: string, name: string | null): Promise<boolean> {

@@ -39,6 +39,16 @@ export async function tryTakeFromBucket(
   return rows.length > 0;
 }
 
+/** Takes `cost` back out of a bucket (draining it to now first), never below empty. */
+export async function refundToBucket(q: Knex, key: string, cost: number, rate: number, now: number): Promise<void> {
+  const max = q.client.config.client === 'pg' ? 'GREATEST' : 'MAX';
+  await q.raw(
+    `UPDATE rate_limits SET level = ${max}(level - (? - updated_ts) * CAST(? AS DOUBLE PRECISION) / 1000.0 - ?, 0), updated_ts = ?
+     WHERE key = ?`,
+    [now, rate, cost, now, key],
+  );
+}
+
 export async function readBucket(q: Knex, key: string): Promise<{ level: number; updated_ts: number } | null> {
   const r = await q('rate_limits').where({ key }).first();
   return r ? { level: Number(r.level), updated_ts: Number(r.updated_ts) } : null;

@@ -129,15 +129,9 @@ export async function findRefreshToken(q: Knex, tokenHash: string): Promise<Refr
   };
 }
 
-/**
- * Links a refresh token to the one it was exchanged for, only if its link is
- * still `expectedNext` (compare-and-set): false means a parallel refresh won.
- */
-export async function linkNextRefreshToken(q: Knex, id: number, nextId: number, expectedNext: number | null): Promise<boolean> {
-  const query = q('refresh_tokens').where({ id });
-  if (expectedNext === null) query.whereNull('next_token_id');
-  else query.where({ next_token_id: expectedNext });
-  return (await query.update({ next_token_id: nextId })) > 0;
+/** Links a refresh token to the one it was exchanged for. */
+export async function linkNextRefreshToken(q: Knex, id: number, nextId: number): Promise<void> {
+  await q('refresh_tokens').where({ id }).update({ next_token_id: nextId });
 }
 
 /**

@@ -29,6 +29,11 @@ export async function findUser(q: Knex, userId: string): Promise<UserRow | null>
   return toUser(await q('users').where({ user_id: userId }).first());
 }
 
+/** The user's row, locked until the transaction ends (PostgreSQL; SQLite serialises transactions). */
+export async function lockUser(q: Knex, userId: string): Promise<UserRow | null> {
+  return toUser(await q('users').where({ user_id: userId }).forUpdate().first());
+}
+
 /** The user whose localpart matches case-insensitively, when exactly one does (as Synapse's login lookup). */
 export async function findUserByLocalpartCaseInsensitive(q: Knex, localpart: string): Promise<UserRow | null> {
   const rows = await q('users').whereRaw('lower(localpart) = ?', [localpart.toLowerCase()]).limit(2);

@@ -51,7 +51,8 @@ export class UiaEngine {
 
     let sessionId: string;
     if (typeof auth.session === 'string') {
-      const row = await Sessions.findSession(this.db, auth.session);
+      // Session IDs are 24 letters and digits; anything else cannot name one.
+      const row = /^[A-Za-z0-9]{1,64}$/.test(auth.session) ? await Sessions.findSession(this.db, auth.session) : null;
       if (!row || row.expires_ts <= now)
         throw new MatrixError(400, 'M_UNKNOWN', 'Unknown or expired UIA session');
       if (row.operation !== operation.name || row.user_id !== operation.userId)
@@ -104,19 +105,22 @@ export class UiaEngine {
 
   /** Deletes expired sessions, letting stages release what they held. Safe to run in several processes. */
   async expireSessions(): Promise<number> {
-    const expired = await Sessions.findExpiredSessions(this.db, this.clock(), 100);
     let n = 0;
-    for (const s of expired) {
-      await this.db.transaction(async (trx) => {
-        if (!(await Sessions.deleteSession(trx, s.session_id))) return; // another process got it
-        n++;
-        for (const type of s.completed) {
-          const stage = this.stages.get(type);
-          if (stage?.onExpire) await stage.onExpire(s.stage_state[type], trx);
-        }
-      });
+    // Batches until none are left, so that a flood of abandoned sessions cannot outgrow the sweep.
+    for (;;) {
+      const expired = await Sessions.findExpiredSessions(this.db, this.clock(), 100);
+      for (const s of expired) {
+        await this.db.transaction(async (trx) => {
+          if (!(await Sessions.deleteSession(trx, s.session_id))) return; // another process got it
+          n++;
+          for (const type of s.completed) {
+            const stage = this.stages.get(type);
+            if (stage?.onExpire) await stage.onExpire(s.stage_state[type], trx);
+          }
+        });
+      }
+      if (expired.length < 100) return n;
     }
-    return n;
   }
 
   private async newSession(operation: UiaOperation, hash: string | null, now: number): Promise<string> {

@@ -261,7 +261,7 @@ describe.each(backends())('account (%s)', (backend) => {
         body: { auth: pwAuth('deact_me', PW, first.body.session) },
       });
       expect(res.status).toBe(200);
-      expect(res.body).toEqual({ id_server_unbind_result: 'no-support' });
+      expect(res.body).toEqual({ id_server_unbind_result: 'success' });
 
       const login = await loginStatus('deact_me', PW);
       expect(login.status).toBe(403);
@@ -301,7 +301,7 @@ describe.each(backends())('account (%s)', (backend) => {
         body: { id_server: 'id.example.org', erase: true, auth: pwAuth('deact_idserver') },
       });
       expect(res.status).toBe(200);
-      expect(res.body.id_server_unbind_result).toBe('no-support');
+      expect(res.body.id_server_unbind_result).toBe('success');
       expect(!!(await userRow('@deact_idserver:test.local')).deactivated).toBe(true);
     });
 

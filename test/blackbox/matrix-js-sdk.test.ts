@@ -455,7 +455,7 @@ describe.each(backends())('matrix-js-sdk v43 (%s)', (backend) => {
     expect(await count('devices', { user_id: userId(name) })).toBe(2);
 
     const run = await withPasswordUia(name, [DEFAULT_PASSWORD], (auth) => me.deactivateAccount(auth ?? undefined, true));
-    expect(run.result).toEqual({ id_server_unbind_result: 'no-support' });
+    expect(run.result).toEqual({ id_server_unbind_result: 'success' });
 
     const user = await hs.db()('users').where({ user_id: userId(name) }).first();
     expect(user.deactivated).toBeTruthy();

@@ -2,7 +2,8 @@
 
 import type Router from '@koa/router';
 import type { Logger } from 'pino';
-import { badJson } from '../../errors.js';
+import type { Context } from 'koa';
+import { notFound } from '../../errors.js';
 import type { DeviceHandler } from '../../handlers/devices.js';
 import type { SessionHandler } from '../../handlers/sessions.js';
 import { requesterOf, requireAuth } from '../middleware/auth.js';
@@ -14,6 +15,13 @@ import { Fields } from '../validate.js';
 const MAX_DEVICES_PER_REQUEST = 1000;
 const MAX_DEVICE_NAME = 1024;
 
+/** The {deviceId} of the path. One that no device can have (too long, NUL) is not found. */
+function deviceIdParam(ctx: Context): string {
+  const id = ctx.params.deviceId!;
+  if (id.length > 255 || id.includes('\u0000')) throw notFound('Device not found');
+  return id;
+}
+
 export function deviceRoutes(router: Router, devices: DeviceHandler, sessions: SessionHandler, logger: Logger): void {
   const auth = requireAuth(sessions, logger);
   // As Synapse: guests may list and rename their devices, but not delete them.
@@ -24,35 +32,29 @@ export function deviceRoutes(router: Router, devices: DeviceHandler, sessions: S
 
   // GET /_matrix/client/v3/devices/{deviceId}
   router.get(clientPaths('/devices/:deviceId'), authOrGuest, async (ctx) =>
-    reply(ctx, 200, await devices.get(requesterOf(ctx), ctx.params.deviceId!)),
+    reply(ctx, 200, await devices.get(requesterOf(ctx), deviceIdParam(ctx))),
   );
 
   // PUT /_matrix/client/v3/devices/{deviceId}
   router.put(clientPaths('/devices/:deviceId'), authOrGuest, async (ctx) => {
-    const name = (ctx.request.body as JsonObject).display_name;
-    if (name !== undefined && name !== null && typeof name !== 'string') throw badJson('display_name must be a string');
-    if (typeof name === 'string' && name.length > MAX_DEVICE_NAME) throw badJson(`display_name must be at most ${MAX_DEVICE_NAME} characters`);
-    reply(ctx, 200, await devices.rename(requesterOf(ctx), ctx.params.deviceId!, name as string | null | undefined));
+    const deviceId = deviceIdParam(ctx);
+    const body = ctx.request.body as JsonObject;
+    // Absent leaves the name as it is; null clears it.
+    const name = body.display_name === undefined ? undefined : new Fields(body).optionalString('display_name', { maxLength: MAX_DEVICE_NAME });
+    reply(ctx, 200, await devices.rename(requesterOf(ctx), deviceId, name));
   });
 
   // DELETE /_matrix/client/v3/devices/{deviceId}
   router.delete(clientPaths('/devices/:deviceId'), auth, async (ctx) => {
-    const deviceId = ctx.params.deviceId!;
+    const deviceId = deviceIdParam(ctx);
     const f = new Fields(ctx.request.body as JsonObject);
-    const result = await devices.delete(requesterOf(ctx), {
-      operation: `DELETE /devices/${deviceId}`,
-      deviceIds: [deviceId],
-      auth: f.raw('auth'),
-      ip: ctx.ip,
-    });
-    reply(ctx, 200, result);
+    reply(ctx, 200, await devices.deleteOne(requesterOf(ctx), { deviceId, auth: f.raw('auth'), ip: ctx.ip }));
   });
 
   // POST /_matrix/client/v3/delete_devices
   router.post(clientPaths('/delete_devices'), auth, async (ctx) => {
     const f = new Fields(ctx.request.body as JsonObject);
-    const result = await devices.delete(requesterOf(ctx), {
-      operation: 'POST /delete_devices',
+    const result = await devices.deleteMany(requesterOf(ctx), {
       deviceIds: f.stringArray('devices', { maxItems: MAX_DEVICES_PER_REQUEST, maxLength: 255 }),
       auth: f.raw('auth'),
       ip: ctx.ip,

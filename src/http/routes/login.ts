@@ -45,8 +45,6 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
   // POST /_matrix/client/v3/refresh (v1 in the spec's history; v3 is current)
   router.post([...clientPaths('/refresh'), '/_matrix/client/v1/refresh'], async (ctx) => {
     const f = new Fields(ctx.request.body as JsonObject);
-    // The spec's response is the new pair and its lifetime; the device does not change.
-    const { device_id: _deviceId, ...issued } = await sessions.refresh(f.string('refresh_token', { maxLength: 255 }));
-    reply(ctx, 200, issued);
+    reply(ctx, 200, await sessions.refresh(f.string('refresh_token', { maxLength: 255 })));
   });
 }

@@ -14,18 +14,23 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
     // As Synapse: an unknown kind is M_UNRECOGNIZED.
     if (kind !== 'user' && kind !== 'guest') throw new MatrixError(400, 'M_UNRECOGNIZED', 'kind must be "user" or "guest"');
     const f = new Fields(ctx.request.body as JsonObject);
+    const client = { ip: ctx.ip, userAgent: ctx.get('user-agent') || null };
+    const initialDeviceDisplayName = f.optionalString('initial_device_display_name', { maxLength: 1024 });
+    if (kind === 'guest') {
+      // Spec: a guest registration ignores every parameter but initial_device_display_name.
+      reply(ctx, 200, await registration.registerGuest({ initialDeviceDisplayName, ...client }));
+      return;
+    }
     const result = await registration.register({
-      kind,
       // Up to 512 as Synapse; longer than a user ID allows is then M_INVALID_USERNAME.
       username: f.optionalString('username', { maxLength: 512 }),
       password: f.optionalString('password'),
       deviceId: f.optionalString('device_id', { maxLength: 255 }),
-      initialDeviceDisplayName: f.optionalString('initial_device_display_name', { maxLength: 1024 }),
+      initialDeviceDisplayName,
       inhibitLogin: f.boolean('inhibit_login', false),
       refreshToken: f.boolean('refresh_token', false),
       auth: f.raw('auth'),
-      ip: ctx.ip,
-      userAgent: ctx.get('user-agent') || null,
+      ...client,
     });
     reply(ctx, 200, result);
   });

@@ -3,8 +3,8 @@
 // rc_login.failed_attempts, as Synapse does for UIA.
 
 import type { PasswordHasher } from '../../crypto/passwords.js';
-import { badJson, forbidden, MatrixError } from '../../errors.js';
-import { parseUserId, userFromIdentifier, userIdFor } from '../../domain/user-ids.js';
+import { badJson, forbidden, MatrixError, missingParam } from '../../errors.js';
+import { attemptsKey, parseUserId, userFromIdentifier, userIdFor } from '../../domain/user-ids.js';
 import { findUser } from '../../repositories/users.js';
 import type { RateLimiter } from '../../ratelimit/limiter.js';
 import type { StageContext, StageOutcome, UiaStage } from '../types.js';
@@ -21,6 +21,7 @@ export class PasswordStage implements UiaStage {
   async check(auth: Record<string, unknown>, ctx: StageContext): Promise<StageOutcome> {
     const userId = ctx.operation.userId;
     if (userId === null) return { ok: false, error: forbidden('Password authentication needs a signed-in user') };
+    if (auth.password === undefined || auth.password === null) throw missingParam('Missing parameter: auth.password');
     if (typeof auth.password !== 'string') throw badJson('auth.password must be a string');
     // Clients may leave the identifier out; it then means the signed-in user.
     if (auth.identifier !== undefined || auth.user !== undefined) {
@@ -28,13 +29,15 @@ export class PasswordStage implements UiaStage {
       if (userIdFor(localpart, this.serverName) !== userId && localpart.toLowerCase() !== parseUserId(userId)?.localpart.toLowerCase())
         return { ok: false, error: forbidden('The identifier does not match the signed-in user') };
     }
-    await this.failedAttempts.check(userId);
+    // Counted before the check, so parallel guesses cannot all slip under the limit;
+    // given back when the password turns out right.
+    const key = attemptsKey(userId);
+    await this.failedAttempts.take(key);
     const user = await findUser(ctx.db, userId);
     if (user && !user.password_hash) return { ok: false, error: forbidden('This account has no password') };
-    if (!user || !(await this.hasher.verify(user.password_hash, auth.password))) {
-      await this.failedAttempts.record(userId);
+    if (!user || !(await this.hasher.verify(user.password_hash, auth.password)))
       return { ok: false, error: new MatrixError(401, 'M_FORBIDDEN', 'Invalid password') };
-    }
+    await this.failedAttempts.refund(key);
     return { ok: true };
   }
 }
