@@ -13,6 +13,9 @@ export async function up(knex: Knex): Promise<void> {
     t.boolean('deactivated').notNullable().defaultTo(false);
     t.bigInteger('created_ts').notNullable();
   });
+  // Sign-in and availability checks match localparts case-insensitively (accounts from before the
+  // lower-case rule may hold capitals); this index keeps those lookups off a table scan.
+  await knex.raw('CREATE INDEX users_localpart_lower ON users (lower(localpart))');
 
   await knex.schema.createTable('profiles', (t) => {
     t.string('user_id', 255).primary().references('users.user_id');

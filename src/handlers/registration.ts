@@ -5,11 +5,12 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { randomString } from '../crypto/tokens.js';
-import { checkNewLocalpart, userIdFor } from '../domain/user-ids.js';
+import { checkNewLocalpart } from '../domain/user-ids.js';
 import { forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
+import { createAccount, userInUse } from './accounts.js';
 import { checkPassword } from './password-policy.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
 
@@ -27,7 +28,6 @@ export interface RegisterRequest {
 
 export type RegisterResponse = { user_id: string; home_server: string } & Partial<IssuedSession>;
 
-const userInUse = () => new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
 
 export class RegistrationHandler {
   constructor(
@@ -76,16 +76,13 @@ export class RegistrationHandler {
     const localpart = req.username ?? (await this.generateLocalpart());
     // Hash outside the transaction: argon2 takes tens of milliseconds and SQLite has one connection.
     const passwordHash = await this.hasher.hash(req.password);
-    const userId = userIdFor(localpart, this.config.server_name);
 
     return this.db.transaction(async (trx) => {
       await this.uia.complete(auth, trx);
-      const created = await Users.insertUser(
-        trx,
-        { user_id: userId, localpart, password_hash: passwordHash, is_admin: false, is_guest: false, displayname: localpart },
-        this.clock(),
-      );
-      if (!created) throw userInUse();
+      // As Synapse: the display name starts as the localpart.
+      const account = { localpart, passwordHash, isAdmin: false, isGuest: false, displayname: localpart };
+      const userId = await createAccount(trx, this.config.server_name, account, this.clock());
+      if (!userId) throw userInUse();
       return this.signIn(trx, userId, req);
     });
   }
@@ -98,13 +95,9 @@ export class RegistrationHandler {
       // Guests get numeric localparts, a namespace users cannot register in.
       for (let attempt = 0; attempt < 10; attempt++) {
         const localpart = String(100000 + Math.floor(Math.random() * 9_899_999_999));
-        const userId = userIdFor(localpart, this.config.server_name);
-        const created = await Users.insertUser(
-          trx,
-          { user_id: userId, localpart, password_hash: null, is_admin: false, is_guest: true, displayname: null },
-          this.clock(),
-        );
-        if (created) return this.signIn(trx, userId, { ...req, deviceId: null, inhibitLogin: false, refreshToken: false });
+        const account = { localpart, passwordHash: null, isAdmin: false, isGuest: true, displayname: null };
+        const userId = await createAccount(trx, this.config.server_name, account, this.clock());
+        if (userId) return this.signIn(trx, userId, { ...req, deviceId: null, inhibitLogin: false, refreshToken: false });
       }
       throw new Error('could not allocate a guest user ID');
     });

@@ -43,13 +43,13 @@ export class UiaEngine {
 
     if (auth === undefined || auth === null) {
       const session = await this.newSession(operation, hash, now);
-      throw await this.challenge(operation, flows, session, [], null);
+      throw await this.challenge(operation, flows, session.session_id, [], null);
     }
     if (!isObject(auth)) throw badJson('auth must be an object');
     if (auth.session !== undefined && typeof auth.session !== 'string') throw badJson('auth.session must be a string');
     if (auth.type !== undefined && typeof auth.type !== 'string') throw badJson('auth.type must be a string');
 
-    let sessionId: string;
+    let session: Sessions.UiaSessionRow;
     if (typeof auth.session === 'string') {
       // Session IDs are 24 letters and digits; anything else cannot name one.
       const row = /^[A-Za-z0-9]{1,64}$/.test(auth.session) ? await Sessions.findSession(this.db, auth.session) : null;
@@ -62,14 +62,14 @@ export class UiaEngine {
         const adopted = row.body_hash === null && hash !== null && (await Sessions.bindSessionBody(this.db, row.session_id, hash));
         if (!adopted) throw forbidden('Requested operation has changed during the UI authentication session.');
       }
-      sessionId = row.session_id;
+      session = row;
     } else {
       // No session: start one and try the stage in this same request, so that a
       // single `m.login.dummy` request can register (as test suites do).
-      sessionId = await this.newSession(operation, hash, now);
+      session = await this.newSession(operation, hash, now);
     }
 
-    const session = (await Sessions.findSession(this.db, sessionId))!;
+    const sessionId = session.session_id;
     let completed = session.completed;
     let stageState = session.stage_state;
 
@@ -123,10 +123,9 @@ export class UiaEngine {
     }
   }
 
-  private async newSession(operation: UiaOperation, hash: string | null, now: number): Promise<string> {
-    const sessionId = randomString(24);
-    await Sessions.insertSession(this.db, {
-      session_id: sessionId,
+  private async newSession(operation: UiaOperation, hash: string | null, now: number): Promise<Sessions.UiaSessionRow> {
+    const session: Sessions.UiaSessionRow = {
+      session_id: randomString(24),
       operation: operation.name,
       body_hash: hash,
       user_id: operation.userId,
@@ -134,8 +133,9 @@ export class UiaEngine {
       stage_state: {},
       created_ts: now,
       expires_ts: now + this.sessionLifetimeMs,
-    });
-    return sessionId;
+    };
+    await Sessions.insertSession(this.db, session);
+    return session;
   }
 
   private async challenge(

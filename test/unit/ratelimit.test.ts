@@ -280,3 +280,90 @@ if (backends().includes('postgres')) {
     });
   });
 }
+
+describe.each(kinds)('RateLimiter.refund over the %s store', (kind) => {
+  let setup: StoreSetup;
+  let now = T0;
+  const clock = () => now;
+  beforeAll(async () => {
+    setup = await openStore(kind);
+  });
+  afterAll(async () => {
+    await setup?.close();
+  });
+
+  const limiter = (limit: RateLimit) => new RateLimiter(setup.store, uniq('rc_refund'), limit, clock);
+
+  it('gives back one action per refund', async () => {
+    now = T0;
+    const rl = limiter({ per_second: 0.5, burst_count: 3 });
+    for (let i = 0; i < 3; i++) await rl.take('k');
+    await expectLimited(rl.take('k'), 2000);
+    await rl.refund('k');
+    // One action's room again, and only one.
+    await rl.check('k');
+    await rl.take('k');
+    await expectLimited(rl.take('k'), 2000);
+    await rl.refund('k');
+    await rl.refund('k');
+    await rl.take('k');
+    await rl.take('k');
+    await expectLimited(rl.take('k'), 2000);
+  });
+
+  it('drains to now before giving back', async () => {
+    now = T0;
+    const rl = limiter({ per_second: 1, burst_count: 2 });
+    await rl.take('k');
+    await rl.take('k');
+    // Half an action has drained: 1.5 left, 0.5 after the refund, so one more fits but not two.
+    now = T0 + 500;
+    await rl.refund('k');
+    await rl.take('k');
+    await expectLimited(rl.take('k'), 500);
+  });
+
+  it('never goes below empty: extra refunds do not raise the burst', async () => {
+    now = T0;
+    const rl = limiter({ per_second: 0.5, burst_count: 2 });
+    // Refunding a bucket that does not exist yet is a no-op.
+    for (let i = 0; i < 5; i++) await rl.refund('fresh');
+    await rl.take('fresh');
+    for (let i = 0; i < 5; i++) await rl.refund('fresh');
+    await rl.take('fresh');
+    await rl.take('fresh');
+    await expectLimited(rl.take('fresh'), 2000);
+  });
+
+  it('refunds only its own key and limiter name', async () => {
+    now = T0;
+    const limit = { per_second: 0.5, burst_count: 1 };
+    const name = uniq('rc_refund_shared');
+    const a = new RateLimiter(setup.store, name, limit, clock);
+    const other = new RateLimiter(setup.store, uniq('rc_refund_other'), limit, clock);
+    await a.take('x');
+    await a.take('y').catch(() => undefined);
+    await other.take('x');
+    await a.refund('y');
+    await other.refund('x');
+    await expectLimited(a.take('x'), 2000);
+    await other.take('x');
+  });
+
+  if (kind !== 'memory') {
+    it('stores the refunded level, never below 0', async () => {
+      now = T0;
+      const name = uniq('rc_refund_table');
+      const rl = new RateLimiter(setup.store, name, { per_second: 1, burst_count: 5 }, clock);
+      await rl.take('k');
+      await rl.take('k');
+      await rl.take('k');
+      now = T0 + 500;
+      await rl.refund('k');
+      expect(await readBucket(setup.db!, `${name}:k`)).toEqual({ level: 1.5, updated_ts: T0 + 500 });
+      await rl.refund('k');
+      await rl.refund('k');
+      expect(await readBucket(setup.db!, `${name}:k`)).toEqual({ level: 0, updated_ts: T0 + 500 });
+    });
+  }
+});

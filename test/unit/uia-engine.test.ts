@@ -460,3 +460,66 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     expect(err.errcode).toBe('M_FORBIDDEN');
   });
 });
+
+describe.each(backends())('UIA engine: expiring a flood of sessions (%s)', (backend) => {
+  let db: Knex;
+  let dir: string;
+  let pg: PgDatabase | null = null;
+  let now = 1_700_000_000_000;
+  const clock = () => now;
+
+  /** Always passes, keeping `{ n }`; counts the states it is asked to release. */
+  class ReleaseStage implements UiaStage {
+    readonly type = 'test.release';
+    readonly released: unknown[] = [];
+    async check(auth: Record<string, unknown>): Promise<StageOutcome> {
+      return { ok: true, state: { n: auth.n } };
+    }
+    async onExpire(state: unknown): Promise<void> {
+      this.released.push(state);
+    }
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'gatehouse-uia-flood-'));
+    if (backend === 'postgres') {
+      pg = await createPgDatabase();
+      db = openDatabase({ name: 'postgres', args: pg.args });
+    } else {
+      db = openDatabase({ name: 'sqlite3', args: { database: join(dir, 'uia.db') } });
+    }
+    await migrateToLatest(db);
+  });
+
+  afterAll(async () => {
+    await db?.destroy();
+    await pg?.drop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('deletes all of 250 expired sessions in one call, releasing each once, and keeps a live one', async () => {
+    const stage = new ReleaseStage();
+    /** Never passes: keeps the flow below from being satisfied by test.release alone. */
+    const never: UiaStage = { type: 'test.never', check: async () => ({ ok: false, error: new MatrixError(401, 'M_FORBIDDEN', 'no') }) };
+    const engine = new UiaEngine(db, [stage, never], LIFETIME, clock);
+    const flows = [['test.release', 'test.never']];
+    const op = (i: number): UiaOperation => ({ name: 'POST /flood', userId: '@flood:test.local', binding: { i }, clientIp: '127.0.0.1' });
+    for (let i = 0; i < 250; i++) {
+      // Every fifth session has completed a stage and so holds something to release.
+      const auth = i % 5 === 0 ? { type: 'test.release', n: i } : undefined;
+      await challengeOf(engine.authenticate(op(i), flows, auth));
+    }
+    now += LIFETIME;
+    const young = (await challengeOf(engine.authenticate(op(-1), flows, undefined))).session;
+    expect(await db('uia_sessions').count<{ n: number | string }[]>({ n: '*' }).first().then((r) => Number(r?.n))).toBe(251);
+
+    expect(await engine.expireSessions()).toBe(250);
+    const left = (await db('uia_sessions').select('session_id')).map((r: { session_id: string }) => r.session_id);
+    expect(left).toEqual([young]);
+    expect((stage.released as { n: number }[]).map((s) => s.n).sort((a, b) => a - b)).toEqual(
+      Array.from({ length: 50 }, (_, k) => k * 5),
+    );
+    expect(await engine.expireSessions()).toBe(0);
+    expect(stage.released).toHaveLength(50);
+  });
+});

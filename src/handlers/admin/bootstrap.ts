@@ -2,8 +2,8 @@
 
 import type { Knex } from 'knex';
 import type { PasswordHasher } from '../../crypto/passwords.js';
-import { checkNewLocalpart, userIdFor } from '../../domain/user-ids.js';
-import * as Users from '../../repositories/users.js';
+import { checkNewLocalpart } from '../../domain/user-ids.js';
+import { createAccount, userInUse } from '../accounts.js';
 import type { SessionHandler } from '../sessions.js';
 
 export async function createAdminUser(
@@ -15,11 +15,11 @@ export async function createAdminUser(
   password: string,
 ): Promise<{ user_id: string; access_token: string; device_id: string }> {
   checkNewLocalpart(localpart, serverName);
-  const userId = userIdFor(localpart, serverName);
-  const hash = await hasher.hash(password);
+  const passwordHash = await hasher.hash(password);
   return db.transaction(async (trx) => {
-    if (!(await Users.insertUser(trx, { user_id: userId, localpart, password_hash: hash, is_admin: true, is_guest: false, displayname: localpart }, Date.now())))
-      throw new Error(`user ${userId} already exists`);
+    const account = { localpart, passwordHash, isAdmin: true, isGuest: false, displayname: localpart };
+    const userId = await createAccount(trx, serverName, account, Date.now());
+    if (!userId) throw userInUse();
     const s = await sessions.issue(trx, { userId, deviceId: null, displayName: 'gatehouse CLI', wantRefreshToken: false, ip: null, userAgent: null });
     return { user_id: userId, access_token: s.access_token, device_id: s.device_id };
   });

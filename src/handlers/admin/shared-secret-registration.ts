@@ -7,10 +7,10 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config/types.js';
 import type { PasswordHasher } from '../../crypto/passwords.js';
 import { constantTimeEqual, randomString } from '../../crypto/tokens.js';
-import { checkNewLocalpart, userIdFor } from '../../domain/user-ids.js';
+import { checkNewLocalpart } from '../../domain/user-ids.js';
 import { forbidden, MatrixError } from '../../errors.js';
 import * as Nonces from '../../repositories/registration-nonces.js';
-import * as Users from '../../repositories/users.js';
+import { createAccount, userInUse } from '../accounts.js';
 import { checkPassword } from '../password-policy.js';
 import type { SessionHandler } from '../sessions.js';
 
@@ -62,15 +62,11 @@ export class SharedSecretRegistrationHandler {
 
     checkNewLocalpart(req.username, this.config.server_name);
     checkPassword(req.password, { ...this.config.password_config.policy, enabled: false });
-    const userId = userIdFor(req.username, this.config.server_name);
-    const hash = await this.hasher.hash(req.password);
+    const passwordHash = await this.hasher.hash(req.password);
     return this.db.transaction(async (trx) => {
-      const created = await Users.insertUser(
-        trx,
-        { user_id: userId, localpart: req.username, password_hash: hash, is_admin: req.admin, is_guest: false, displayname: req.displayname ?? req.username },
-        this.clock(),
-      );
-      if (!created) throw new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
+      const account = { localpart: req.username, passwordHash, isAdmin: req.admin, isGuest: false, displayname: req.displayname ?? req.username };
+      const userId = await createAccount(trx, this.config.server_name, account, this.clock());
+      if (!userId) throw userInUse();
       const session = await this.sessions.issue(trx, { userId, deviceId: null, displayName: null, wantRefreshToken: false, ip: null, userAgent: null });
       return { user_id: userId, home_server: this.config.server_name, access_token: session.access_token, device_id: session.device_id };
     });
