@@ -4,13 +4,16 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { attemptsKey, userFromIdentifier, userIdFor } from '../domain/user-ids.js';
-import { badJson, forbidden, MatrixError, missingParam } from '../errors.js';
+import { forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
 
 export interface LoginRequest {
-  body: Record<string, unknown>;
+  type: string;
+  password: string | null;
+  /** The request's `identifier` (or legacy `user`) fields, as sent: see userFromIdentifier. */
+  identifier: { identifier?: unknown; user?: unknown };
   deviceId: string | null;
   initialDeviceDisplayName: string | null;
   refreshToken: boolean;
@@ -46,17 +49,13 @@ export class LoginHandler {
   }
 
   async login(req: LoginRequest): Promise<LoginResponse> {
-    const type = req.body.type;
-    if (type === undefined || type === null) throw missingParam('Missing parameter: type');
-    if (typeof type !== 'string') throw badJson('type must be a string');
-    if (type !== 'm.login.password' || !this.config.password_config.enabled)
-      throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${type}`);
-    const password = req.body.password;
-    if (password === undefined || password === null) throw missingParam('Missing parameter: password');
-    if (typeof password !== 'string') throw badJson('password must be a string');
+    if (req.type !== 'm.login.password' || !this.config.password_config.enabled)
+      throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${req.type}`);
+    const password = req.password;
+    if (password === null) throw missingParam('Missing parameter: password');
 
     await this.limiters.address.take(req.ip);
-    const localpart = userFromIdentifier(req.body, this.config.server_name);
+    const localpart = userFromIdentifier(req.identifier, this.config.server_name);
     const requestedId = userIdFor(localpart, this.config.server_name);
     const limitKey = attemptsKey(requestedId);
     await this.limiters.account.take(limitKey);

@@ -18,7 +18,9 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
     const body = ctx.request.body as JsonObject;
     const f = new Fields(body);
     const result = await login.login({
-      body,
+      type: f.string('type', { maxLength: 255 }),
+      password: f.optionalString('password'),
+      identifier: { identifier: body.identifier, user: body.user },
       deviceId: f.optionalString('device_id', { maxLength: 255 }),
       initialDeviceDisplayName: f.optionalString('initial_device_display_name', { maxLength: 1024 }),
       refreshToken: f.boolean('refresh_token', false),
