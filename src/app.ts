@@ -48,8 +48,8 @@ export interface Gatehouse {
   close(): Promise<void>;
 }
 
-/** How often this process sweeps expired UIA sessions. */
-const UIA_SWEEP_INTERVAL_MS = 60_000;
+/** How often this process sweeps expired UIA sessions and tokens. */
+const SWEEP_INTERVAL_MS = 60_000;
 
 export async function createGatehouse(config: Config, opts: GatehouseOptions): Promise<Gatehouse> {
   const { logger } = opts;
@@ -112,7 +112,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const servers: Server[] = [];
   const sweep = setInterval(() => {
     uia.expireSessions().catch((err: unknown) => logger.error({ err }, 'UIA session sweep failed'));
-  }, UIA_SWEEP_INTERVAL_MS);
+    sessions.sweepExpiredTokens().catch((err: unknown) => logger.error({ err }, 'expired token sweep failed'));
+  }, SWEEP_INTERVAL_MS);
   sweep.unref();
 
   return {

@@ -36,6 +36,10 @@ function clientAddress(ip: string | null): string | null {
   return ip === null ? null : ip.slice(0, 64);
 }
 
+/** How long expired tokens are kept before the sweep deletes them (see sweepExpiredTokens). */
+const EXPIRED_REFRESH_GRACE_MS = 24 * 3_600_000;
+const EXPIRED_ACCESS_GRACE_MS = 7 * 24 * 3_600_000;
+
 /** How often a device's last-seen fields are written at most (per process). */
 const LAST_SEEN_INTERVAL_MS = 60_000;
 
@@ -164,6 +168,20 @@ export class SessionHandler {
   async endSessions(trx: Knex, userId: string, deviceIds: string[] | null, keepDeviceId: string | null = null): Promise<void> {
     await Devices.deleteDevices(trx, userId, deviceIds, keepDeviceId);
     await Tokens.deleteTokensForDevices(trx, userId, deviceIds, keepDeviceId);
+  }
+
+  /**
+   * Deletes tokens that can no longer be used. An expired access token is kept
+   * for a while so that its client is told "soft logout" (sign in again on the
+   * same device) rather than "unknown token"; a day after its refresh token
+   * (or a week after itself, without one) nothing can revive it.
+   */
+  async sweepExpiredTokens(): Promise<void> {
+    const now = this.clock();
+    await this.db.transaction(async (trx) => {
+      await Tokens.deleteExpiredRefreshTokens(trx, now - EXPIRED_REFRESH_GRACE_MS);
+      await Tokens.deleteExpiredAccessTokens(trx, now - EXPIRED_ACCESS_GRACE_MS);
+    });
   }
 
   /** Ends one device's session: the device and all its tokens. */

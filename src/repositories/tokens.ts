@@ -164,3 +164,15 @@ export async function deleteTokensForDevices(q: Knex, userId: string, deviceIds:
     await query.delete();
   }
 }
+
+/** Deletes refresh tokens that expired before `before`, with the access tokens issued alongside them. */
+export async function deleteExpiredRefreshTokens(q: Knex, before: number): Promise<number> {
+  const expired = () => q('refresh_tokens').whereNotNull('expires_ts').where('expires_ts', '<', before);
+  await q('access_tokens').whereIn('refresh_token_id', expired().select('id')).delete();
+  return expired().delete();
+}
+
+/** Deletes access tokens without a refresh token that expired before `before`. */
+export async function deleteExpiredAccessTokens(q: Knex, before: number): Promise<number> {
+  return q('access_tokens').whereNull('refresh_token_id').whereNotNull('expires_ts').where('expires_ts', '<', before).delete();
+}

@@ -14,6 +14,8 @@ import { consumeNonce, deleteExpiredNonces, insertNonce } from '../../src/reposi
 import {
   deletePredecessorRefreshTokens,
   deleteRefreshTokenWithAccessTokens,
+  deleteExpiredAccessTokens,
+  deleteExpiredRefreshTokens,
   deleteTokensForDevices,
   findAccessTokenWithUser,
   findRefreshToken,
@@ -312,6 +314,35 @@ describe.each(backends())('repositories (%s)', (backend) => {
   });
 
   describe('tokens', () => {
+    it('sweeps expired refresh tokens with their access tokens, and expired lone access tokens', async () => {
+      const uid = await newUser();
+      const dev = uniq('SWEEP');
+      const rOld = await insertRefreshToken(db, { token_hash: hash(), user_id: uid, device_id: dev, expires_ts: T0 }, T0 - 10);
+      const rLive = await insertRefreshToken(db, { token_hash: hash(), user_id: uid, device_id: dev, expires_ts: T0 + 1_000_000 }, T0 - 10);
+      const rForever = await insertRefreshToken(db, { token_hash: hash(), user_id: uid, device_id: dev, expires_ts: null }, T0 - 10);
+      const aOfOld = hash();
+      const aOfLive = hash();
+      const aLoneOld = hash();
+      const aLoneNew = hash();
+      const aForever = hash();
+      await insertAccessToken(db, { token_hash: aOfOld, user_id: uid, device_id: dev, refresh_token_id: rOld, expires_ts: T0 }, T0 - 10);
+      await insertAccessToken(db, { token_hash: aOfLive, user_id: uid, device_id: dev, refresh_token_id: rLive, expires_ts: T0 }, T0 - 10);
+      await insertAccessToken(db, { token_hash: aLoneOld, user_id: uid, device_id: dev, refresh_token_id: null, expires_ts: T0 }, T0 - 10);
+      await insertAccessToken(db, { token_hash: aLoneNew, user_id: uid, device_id: dev, refresh_token_id: null, expires_ts: T0 + 1 }, T0 - 10);
+      await insertAccessToken(db, { token_hash: aForever, user_id: uid, device_id: dev, refresh_token_id: rForever, expires_ts: null }, T0 - 10);
+
+      // Nothing has expired before T0.
+      expect(await deleteExpiredRefreshTokens(db, T0)).toBe(0);
+      expect(await deleteExpiredAccessTokens(db, T0)).toBe(0);
+      expect(await deleteExpiredRefreshTokens(db, T0 + 1)).toBe(1);
+      expect(await deleteExpiredAccessTokens(db, T0 + 1)).toBe(1);
+      const left = (await db('access_tokens').where({ user_id: uid }).select('token_hash')).map((r) => r.token_hash).sort();
+      // The refresh token's access token went with it; a live refresh token keeps its (expired) access token.
+      expect(left).toEqual([aOfLive, aLoneNew, aForever].sort());
+      const refreshLeft = (await db('refresh_tokens').where({ user_id: uid }).select('id')).map((r) => Number(r.id)).sort((a, b) => a - b);
+      expect(refreshLeft).toEqual([rLive, rForever].sort((a, b) => a - b));
+    });
+
     const hash = () => uniq('h').padEnd(64, '0');
 
     it('finds access tokens by hash, with their user facts, and unknown hashes as null', async () => {
