@@ -10,7 +10,6 @@ import { migrationSource } from '../../migrations/index.js';
 // PostgreSQL returns BIGINT as a string by default; our timestamps fit in a double.
 pg.types.setTypeParser(20, (v: string) => Number.parseInt(v, 10));
 
-export type Db = Knex;
 export type Dialect = 'sqlite' | 'postgres';
 
 export function dialectOf(db: Knex): Dialect {

@@ -26,6 +26,17 @@ function problemsOf(raw: unknown, baseDir = BASE): string[] {
   throw new Error(`config was accepted: ${JSON.stringify(raw)}`);
 }
 
+/** The ConfigError loadConfigFile throws for `file`; fails the test when it loads. */
+function configErrorOf(file: string): ConfigError {
+  try {
+    loadConfigFile(file);
+  } catch (e) {
+    expect(e).toBeInstanceOf(ConfigError);
+    return e as ConfigError;
+  }
+  throw new Error(`config was accepted: ${file}`);
+}
+
 /** A fresh temp directory for the tests of one describe block (call it inside the test). */
 function tempDir(): () => string {
   let dir = '';
@@ -421,15 +432,9 @@ describe('loadConfigFile', () => {
   it('gives a ConfigError naming the file for invalid YAML', () => {
     const file = join(dir(), 'broken.yaml');
     writeFileSync(file, 'server_name: "example.org\nlisteners: [\n');
-    let err: unknown;
-    try {
-      loadConfigFile(file);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).problems).toHaveLength(1);
-    expect((err as ConfigError).message).toContain(`${file} is not valid YAML`);
+    const err = configErrorOf(file);
+    expect(err.problems).toHaveLength(1);
+    expect(err.message).toContain(`${file} is not valid YAML`);
   });
 
   it('gives a ConfigError naming the file when it is missing', () => {
@@ -447,14 +452,7 @@ describe('loadConfigFile', () => {
   it('reports validation problems from the file with their key paths', () => {
     const file = join(dir(), 'typed.yaml');
     writeFileSync(file, 'server_name: example.org\nenable_registration: "true"\nlisteners:\n  - port: "8008"\n');
-    let err: unknown;
-    try {
-      loadConfigFile(file);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).problems.map((p) => p.split(':')[0]).sort()).toEqual(['enable_registration', 'listeners[0].port']);
+    expect(configErrorOf(file).problems.map((p) => p.split(':')[0]).sort()).toEqual(['enable_registration', 'listeners[0].port']);
   });
 });
 

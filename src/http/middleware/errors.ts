@@ -10,7 +10,7 @@ export function matrixErrors() {
     try {
       await next();
     } catch (err) {
-      const e = toMatrixError(err, ctx);
+      const e = toMatrixError(err);
       for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
       reply(ctx, e.status, e.toJSON());
       if (e.status >= 500) ctx.state.error = err;
@@ -18,13 +18,12 @@ export function matrixErrors() {
   };
 }
 
-function toMatrixError(err: unknown, ctx: Context): MatrixError {
+function toMatrixError(err: unknown): MatrixError {
   if (err instanceof MatrixError) return err;
   const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
   // Errors raised by the body parser (raw-body / co-body).
   if (status === 413) return new MatrixError(413, 'M_TOO_LARGE', 'Request body is too large');
   if (status === 400 || status === 415) return new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
   if (status === 408) return new MatrixError(408, 'M_UNKNOWN', 'Request body timed out');
-  ctx.state.internalError = true;
   return new MatrixError(500, 'M_UNKNOWN', 'Internal server error');
 }
