@@ -4,7 +4,7 @@
 
 import type { PasswordHasher } from '../../crypto/passwords.js';
 import { badJson, forbidden, MatrixError, missingParam } from '../../errors.js';
-import { attemptsKey, parseUserId, userFromIdentifier, userIdFor } from '../../domain/user-ids.js';
+import { attemptsKey, userFromIdentifier, userIdFor } from '../../domain/user-ids.js';
 import { findUser } from '../../repositories/users.js';
 import type { RateLimiter } from '../../ratelimit/limiter.js';
 import type { StageContext, StageOutcome, UiaStage } from '../types.js';
@@ -26,7 +26,8 @@ export class PasswordStage implements UiaStage {
     // Clients may leave the identifier out; it then means the signed-in user.
     if (auth.identifier !== undefined || auth.user !== undefined) {
       const localpart = userFromIdentifier(auth, this.serverName);
-      if (userIdFor(localpart, this.serverName) !== userId && localpart.toLowerCase() !== parseUserId(userId)?.localpart.toLowerCase())
+      // Sign-in names are matched without regard to case (as at login).
+      if (attemptsKey(userIdFor(localpart, this.serverName)) !== attemptsKey(userId))
         return { ok: false, error: forbidden('The identifier does not match the signed-in user') };
     }
     // Counted before the check, so parallel guesses cannot all slip under the limit;
