@@ -3,6 +3,7 @@
 
 import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
+import * as foundationCorrections from './20261129000000_foundation_corrections.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -11,6 +12,7 @@ interface Migration {
 
 const migrations: Record<string, Migration> = {
   '20261123000000_initial': initial,
+  '20261129000000_foundation_corrections': foundationCorrections,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

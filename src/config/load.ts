@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit } from './types.js';
+import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit, SupportContact, WellKnownSupport } from './types.js';
 import { parseDuration, parseSize } from './units.js';
 
 export class ConfigError extends Error {
@@ -144,6 +144,45 @@ function rateLimit(s: Section, fallback: RateLimit): RateLimit {
     per_second: s.number('per_second', fallback.per_second, { min: 0 }),
     burst_count: s.number('burst_count', fallback.burst_count, { min: 0 }),
   };
+}
+
+function wellKnownServer(root: Section, errors: string[]): string | null {
+  const v = root.optionalString('well_known_server');
+  if (v !== null && !/^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(v))
+    errors.push(`well_known_server: "${v}" is not a host name with an optional port`);
+  return v;
+}
+
+/** MSC1929 support information: a list of contacts and/or a support page. */
+function wellKnownSupport(s: Section, given: boolean, errors: string[]): WellKnownSupport | null {
+  if (!given) return null;
+  const contacts: SupportContact[] = [];
+  (s.list('contacts') ?? []).forEach((c, i) => {
+    const cs = s.child(c, `contacts[${i}]`);
+    if (!cs) return;
+    const contact: SupportContact = {
+      role: cs.string('role', 'm.role.admin'),
+      matrix_id: cs.optionalString('matrix_id'),
+      email_address: cs.optionalString('email_address'),
+    };
+    if (contact.matrix_id === null && contact.email_address === null)
+      errors.push(`well_known_support.contacts[${i}]: give a matrix_id, an email_address or both`);
+    if (contact.matrix_id !== null && !/^@[^:]+:.+$/.test(contact.matrix_id))
+      errors.push(`well_known_support.contacts[${i}].matrix_id: "${contact.matrix_id}" is not a user ID`);
+    for (const k of cs.unknownKeys()) errors.push(`${k}: unknown key (expected role, matrix_id, email_address)`);
+    contacts.push(contact);
+  });
+  const page = s.optionalString('support_page');
+  if (page !== null) {
+    try {
+      const u = new URL(page);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error();
+    } catch {
+      errors.push(`well_known_support.support_page: "${page}" is not an http(s) URL`);
+    }
+  }
+  if (contacts.length === 0 && page === null) errors.push('well_known_support: give at least one of contacts or support_page');
+  return { contacts, support_page: page };
 }
 
 export interface LoadedConfig {
@@ -290,6 +329,8 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     allow_guest_access: root.boolean('allow_guest_access', false),
     admin_contact: root.optionalString('admin_contact'),
     serve_server_wellknown: root.boolean('serve_server_wellknown', false),
+    well_known_server: wellKnownServer(root, errors),
+    well_known_support: wellKnownSupport(track(root.section('well_known_support')), root.has('well_known_support'), errors),
     password_config: { enabled: pw.boolean('enabled', true), policy },
     argon2: {
       // What Conduit, tuwunel and MAS use: 19 MiB, two passes, one lane (OWASP's minimum).

@@ -37,6 +37,17 @@ export interface PasswordPolicy {
   require_uppercase: boolean;
 }
 
+export interface SupportContact {
+  role: string;
+  matrix_id: string | null;
+  email_address: string | null;
+}
+
+export interface WellKnownSupport {
+  contacts: SupportContact[];
+  support_page: string | null;
+}
+
 export interface Config {
   server_name: string;
   public_baseurl: string | null;
@@ -53,6 +64,10 @@ export interface Config {
   allow_guest_access: boolean;
   admin_contact: string | null;
   serve_server_wellknown: boolean;
+  /** `m.server` of /.well-known/matrix/server ("host:port"); null = server_name, port 443 unless it names one. */
+  well_known_server: string | null;
+  /** /.well-known/matrix/support (MSC1929); null when not configured (then built from admin_contact, if set). */
+  well_known_support: WellKnownSupport | null;
 
   password_config: { enabled: boolean; policy: PasswordPolicy };
   /** argon2id parameters (Gatehouse-only; Synapse uses bcrypt_rounds). */

@@ -25,6 +25,18 @@ export function checkNewLocalpart(localpart: string, serverName: string): void {
     throw new MatrixError(400, 'M_INVALID_USERNAME', 'User ID may not be longer than 255 characters');
 }
 
+/**
+ * A localpart asked for by a new account, down-cased (as Synapse does at
+ * /register, /register/available and shared-secret registration), then
+ * checked with `checkNewLocalpart`. Returns the localpart to create.
+ */
+export function newLocalpart(requested: string, serverName: string): string {
+  // ASCII only: full Unicode case folding would turn e.g. the Kelvin sign into a 'k'.
+  const localpart = requested.replace(/[A-Z]/g, (c) => c.toLowerCase());
+  checkNewLocalpart(localpart, serverName);
+  return localpart;
+}
+
 /** Splits "@local:server" (or returns null when it is not a user ID). */
 export function parseUserId(userId: string): { localpart: string; serverName: string } | null {
   if (!userId.startsWith('@')) return null;

@@ -1,7 +1,19 @@
 // Reading typed fields out of a parsed JSON body: a missing required field is
 // M_MISSING_PARAM, a field of the wrong type is M_BAD_JSON.
 
+import type { Context } from 'koa';
 import { badJson, missingParam } from '../errors.js';
+
+/**
+ * The request body as a JSON object, for routes that read one; any other JSON
+ * value (null, an array, a number) is 400 M_BAD_JSON. Routes whose request has
+ * no body never call this, so they accept whatever valid JSON a client sends.
+ */
+export function jsonObject(ctx: Context): Record<string, unknown> {
+  const body = ctx.request.body as unknown;
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw badJson('Content must be a JSON object.');
+  return body as Record<string, unknown>;
+}
 
 export class Fields {
   constructor(private readonly body: Record<string, unknown>) {}

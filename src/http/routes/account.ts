@@ -5,9 +5,9 @@ import type { Logger } from 'pino';
 import type { AccountHandler } from '../../handlers/account.js';
 import type { SessionHandler } from '../../handlers/sessions.js';
 import { requesterOf, requireAuth } from '../middleware/auth.js';
-import { clientPaths, type JsonObject } from '../paths.js';
+import { clientPaths } from '../paths.js';
 import { reply } from '../reply.js';
-import { Fields } from '../validate.js';
+import { Fields, jsonObject } from '../validate.js';
 
 export function accountRoutes(router: Router, account: AccountHandler, sessions: SessionHandler, logger: Logger): void {
   // GET /_matrix/client/v3/account/whoami
@@ -19,7 +19,7 @@ export function accountRoutes(router: Router, account: AccountHandler, sessions:
 
   // POST /_matrix/client/v3/account/password
   router.post(clientPaths('/account/password'), auth, async (ctx) => {
-    const f = new Fields(ctx.request.body as JsonObject);
+    const f = new Fields(jsonObject(ctx));
     const result = await account.changePassword(requesterOf(ctx), {
       newPassword: f.string('new_password'),
       logoutDevices: f.boolean('logout_devices', true),
@@ -31,7 +31,7 @@ export function accountRoutes(router: Router, account: AccountHandler, sessions:
 
   // POST /_matrix/client/v3/account/deactivate
   router.post(clientPaths('/account/deactivate'), auth, async (ctx) => {
-    const f = new Fields(ctx.request.body as JsonObject);
+    const f = new Fields(jsonObject(ctx));
     const result = await account.deactivate(requesterOf(ctx), {
       erase: f.boolean('erase', false),
       idServer: f.optionalString('id_server', { maxLength: 255 }),

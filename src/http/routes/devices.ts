@@ -7,9 +7,9 @@ import { notFound } from '../../errors.js';
 import type { DeviceHandler } from '../../handlers/devices.js';
 import type { SessionHandler } from '../../handlers/sessions.js';
 import { requesterOf, requireAuth } from '../middleware/auth.js';
-import { clientPaths, type JsonObject } from '../paths.js';
+import { clientPaths } from '../paths.js';
 import { reply } from '../reply.js';
-import { Fields } from '../validate.js';
+import { Fields, jsonObject } from '../validate.js';
 
 /** Bounds on what one request may name, so a request cannot make unbounded work. */
 const MAX_DEVICES_PER_REQUEST = 1000;
@@ -38,7 +38,7 @@ export function deviceRoutes(router: Router, devices: DeviceHandler, sessions: S
   // PUT /_matrix/client/v3/devices/{deviceId}
   router.put(clientPaths('/devices/:deviceId'), authOrGuest, async (ctx) => {
     const deviceId = deviceIdParam(ctx);
-    const body = ctx.request.body as JsonObject;
+    const body = jsonObject(ctx);
     // Absent leaves the name as it is; null clears it.
     const name = body.display_name === undefined ? undefined : new Fields(body).optionalString('display_name', { maxLength: MAX_DEVICE_NAME });
     reply(ctx, 200, await devices.rename(requesterOf(ctx), deviceId, name));
@@ -47,13 +47,13 @@ export function deviceRoutes(router: Router, devices: DeviceHandler, sessions: S
   // DELETE /_matrix/client/v3/devices/{deviceId}
   router.delete(clientPaths('/devices/:deviceId'), auth, async (ctx) => {
     const deviceId = deviceIdParam(ctx);
-    const f = new Fields(ctx.request.body as JsonObject);
+    const f = new Fields(jsonObject(ctx));
     reply(ctx, 200, await devices.deleteOne(requesterOf(ctx), { deviceId, auth: f.raw('auth'), ip: ctx.ip }));
   });
 
   // POST /_matrix/client/v3/delete_devices
   router.post(clientPaths('/delete_devices'), auth, async (ctx) => {
-    const f = new Fields(ctx.request.body as JsonObject);
+    const f = new Fields(jsonObject(ctx));
     const result = await devices.deleteMany(requesterOf(ctx), {
       deviceIds: f.stringArray('devices', { maxItems: MAX_DEVICES_PER_REQUEST, maxLength: 255 }),
       auth: f.raw('auth'),

@@ -5,9 +5,9 @@ import type { Logger } from 'pino';
 import type { LoginHandler } from '../../handlers/login.js';
 import type { SessionHandler } from '../../handlers/sessions.js';
 import { requesterOf, requireAuth } from '../middleware/auth.js';
-import { clientPaths, type JsonObject } from '../paths.js';
+import { clientPaths } from '../paths.js';
 import { reply } from '../reply.js';
-import { Fields } from '../validate.js';
+import { Fields, jsonObject } from '../validate.js';
 
 export function loginRoutes(router: Router, login: LoginHandler, sessions: SessionHandler, logger: Logger): void {
   // GET /_matrix/client/v3/login
@@ -15,7 +15,7 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
 
   // POST /_matrix/client/v3/login
   router.post(clientPaths('/login'), async (ctx) => {
-    const body = ctx.request.body as JsonObject;
+    const body = jsonObject(ctx);
     const f = new Fields(body);
     const result = await login.login({
       type: f.string('type', { maxLength: 255 }),
@@ -46,7 +46,7 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
 
   // POST /_matrix/client/v3/refresh (v1 in the spec's history; v3 is current)
   router.post([...clientPaths('/refresh'), '/_matrix/client/v1/refresh'], async (ctx) => {
-    const f = new Fields(ctx.request.body as JsonObject);
+    const f = new Fields(jsonObject(ctx));
     reply(ctx, 200, await sessions.refresh(f.string('refresh_token', { maxLength: 255 })));
   });
 }

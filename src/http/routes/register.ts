@@ -3,9 +3,9 @@
 import type Router from '@koa/router';
 import { badJson, MatrixError, missingParam } from '../../errors.js';
 import type { RegistrationHandler } from '../../handlers/registration.js';
-import { clientPaths, type JsonObject } from '../paths.js';
+import { clientPaths } from '../paths.js';
 import { reply } from '../reply.js';
-import { Fields } from '../validate.js';
+import { Fields, jsonObject } from '../validate.js';
 
 export function registerRoutes(router: Router, registration: RegistrationHandler): void {
   // POST /_matrix/client/v3/register
@@ -13,7 +13,7 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
     const kind = ctx.query.kind ?? 'user';
     // As Synapse: an unknown kind is M_UNRECOGNIZED.
     if (kind !== 'user' && kind !== 'guest') throw new MatrixError(400, 'M_UNRECOGNIZED', 'kind must be "user" or "guest"');
-    const f = new Fields(ctx.request.body as JsonObject);
+    const f = new Fields(jsonObject(ctx));
     const client = { ip: ctx.ip, userAgent: ctx.get('user-agent') || null };
     const initialDeviceDisplayName = f.optionalString('initial_device_display_name', { maxLength: 1024 });
     if (kind === 'guest') {

@@ -2,8 +2,7 @@
 
 import type Router from '@koa/router';
 import type { SharedSecretRegistrationHandler } from '../../../handlers/admin/shared-secret-registration.js';
-import { Fields } from '../../validate.js';
-import type { JsonObject } from '../../paths.js';
+import { Fields, jsonObject } from '../../validate.js';
 import { reply } from '../../reply.js';
 
 export function adminRegisterRoutes(router: Router, handler: SharedSecretRegistrationHandler): void {
@@ -12,7 +11,7 @@ export function adminRegisterRoutes(router: Router, handler: SharedSecretRegistr
 
   // POST /_synapse/admin/v1/register
   router.post('/_synapse/admin/v1/register', async (ctx) => {
-    const f = new Fields(ctx.request.body as JsonObject);
+    const f = new Fields(jsonObject(ctx));
     const result = await handler.register({
       nonce: f.string('nonce', { maxLength: 64 }),
       username: f.string('username', { maxLength: 255 }),
