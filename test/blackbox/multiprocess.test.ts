@@ -2,13 +2,13 @@
 // moment on a fresh database (one migrates, the others wait for its lock), and
 // then serve one set of accounts.
 
-import { afterAll, describe, expect, it } from 'vitest';
-import { createPgDatabase, type PgDatabase } from '../support/backends.js';
+import { afterAll, expect, it } from 'vitest';
+import { createPgDatabase, describeOnPostgres, type PgDatabase } from '../support/backends.js';
 import { startServer, type TestServer } from '../support/server.js';
 
-const onPostgres = process.env.GATEHOUSE_TEST_PG ? ['postgres' as const] : [];
+const backend = 'postgres' as const;
 
-describe.each(onPostgres)('several processes on one database (%s)', (backend) => {
+describeOnPostgres('several processes on one database (postgres)', () => {
   let pg: PgDatabase;
   const servers: TestServer[] = [];
   afterAll(async () => {

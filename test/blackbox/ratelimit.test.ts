@@ -8,7 +8,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
-import { backends } from '../support/backends.js';
+import { backends, describeOnPostgres } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type Response, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
@@ -167,67 +167,66 @@ describe.each(backends())('rc_registration (%s)', (backend) => {
   });
 });
 
-if (backends().includes('postgres')) {
-  describe('rate limits shared by two processes on one PostgreSQL database', () => {
-    let a: TestServer;
-    let b: TestServer;
-    // Behind a (pretend) reverse proxy, so each test can come from its own address.
-    const config = {
-      listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http', x_forwarded: true }],
-      rc_login: { address: TIGHT, account: OPEN, failed_attempts: TIGHT },
-      rc_registration: TIGHT,
-    };
-    const from = (ip: string) => ({ 'X-Forwarded-For': ip });
-    beforeAll(async () => {
-      a = await startServer('postgres', config);
-      b = await startServer('postgres', config, { shareDatabaseWith: a });
-      await a.register('shared');
-      await a.register('ivy');
-    });
-    afterAll(async () => {
-      // b first: a owns (and drops) the database.
-      await b?.stop();
-      await a?.stop();
-    });
+// PostgreSQL only: without GATEHOUSE_TEST_PG it shows as skipped.
+describeOnPostgres('rate limits shared by two processes on one PostgreSQL database', () => {
+  let a: TestServer;
+  let b: TestServer;
+  // Behind a (pretend) reverse proxy, so each test can come from its own address.
+  const config = {
+    listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http', x_forwarded: true }],
+    rc_login: { address: TIGHT, account: OPEN, failed_attempts: TIGHT },
+    rc_registration: TIGHT,
+  };
+  const from = (ip: string) => ({ 'X-Forwarded-For': ip });
+  beforeAll(async () => {
+    a = await startServer('postgres', config);
+    b = await startServer('postgres', config, { shareDatabaseWith: a });
+    await a.register('shared');
+    await a.register('ivy');
+  });
+  afterAll(async () => {
+    // b first: a owns (and drops) the database.
+    await b?.stop();
+    await a?.stop();
+  });
 
-    it('are two processes on one database', async () => {
-      expect(a.url).not.toBe(b.url);
-      const login = await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.1'));
-      // b knows a's account and token.
-      const who = await b.request('GET', `${V3}/account/whoami`, { token: login.body.access_token });
-      expect(who.body.user_id).toBe('@shared:test.local');
-    });
+  it('are two processes on one database', async () => {
+    expect(a.url).not.toBe(b.url);
+    const login = await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.1'));
+    // b knows a's account and token.
+    const who = await b.request('GET', `${V3}/account/whoami`, { token: login.body.access_token });
+    expect(who.body.user_id).toBe('@shared:test.local');
+  });
 
-    it('refuses on B the login burst spent on A (rc_login.address)', async () => {
-      expect((await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2'))).status).toBe(200);
-      expect((await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2'))).status).toBe(200);
-      await expectNoChange(b, async () => {
-        expectLimited(await passwordLogin(b, 'shared', DEFAULT_PASSWORD, from('10.0.0.2')));
-      });
-      expectLimited(await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2')));
-      // Another address is not limited, on either process.
-      expect((await passwordLogin(b, 'shared', DEFAULT_PASSWORD, from('10.0.0.3'))).status).toBe(200);
-      const rows = await a.db()('rate_limits').where('key', 'like', 'rc_login.address:10.0.0.2');
-      expect(rows).toHaveLength(1);
+  it('refuses on B the login burst spent on A (rc_login.address)', async () => {
+    expect((await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2'))).status).toBe(200);
+    expect((await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2'))).status).toBe(200);
+    await expectNoChange(b, async () => {
+      expectLimited(await passwordLogin(b, 'shared', DEFAULT_PASSWORD, from('10.0.0.2')));
     });
+    expectLimited(await passwordLogin(a, 'shared', DEFAULT_PASSWORD, from('10.0.0.2')));
+    // Another address is not limited, on either process.
+    expect((await passwordLogin(b, 'shared', DEFAULT_PASSWORD, from('10.0.0.3'))).status).toBe(200);
+    const rows = await a.db()('rate_limits').where('key', 'like', 'rc_login.address:10.0.0.2');
+    expect(rows).toHaveLength(1);
+  });
 
-    it('refuses on both the right password after wrong ones on each (rc_login.failed_attempts)', async () => {
-      expect((await passwordLogin(a, 'ivy', 'wrong', from('10.0.1.1'))).status).toBe(403);
-      expect((await passwordLogin(b, 'ivy', 'wrong', from('10.0.1.2'))).status).toBe(403);
-      await expectNoChange(a, async () => {
-        expectLimited(await passwordLogin(a, 'ivy', DEFAULT_PASSWORD, from('10.0.1.3')));
-        expectLimited(await passwordLogin(b, 'ivy', DEFAULT_PASSWORD, from('10.0.1.4')));
-      });
-    });
-
-    it('refuses on B the registration burst spent on A (rc_registration)', async () => {
-      const ip = from('10.0.2.1');
-      const body = (username: string) => ({ username, password: DEFAULT_PASSWORD, auth: { type: 'm.login.dummy' } });
-      expect((await a.request('POST', `${V3}/register`, { body: body('reg1'), headers: ip })).status).toBe(200);
-      expect((await a.request('POST', `${V3}/register`, { body: body('reg2'), headers: ip })).status).toBe(200);
-      await expectNoChange(b, async () => {
-        expectLimited(await b.request('POST', `${V3}/register`, { body: body('reg3'), headers: ip }));
-      });
+  it('refuses on both the right password after wrong ones on each (rc_login.failed_attempts)', async () => {
+    expect((await passwordLogin(a, 'ivy', 'wrong', from('10.0.1.1'))).status).toBe(403);
+    expect((await passwordLogin(b, 'ivy', 'wrong', from('10.0.1.2'))).status).toBe(403);
+    await expectNoChange(a, async () => {
+      expectLimited(await passwordLogin(a, 'ivy', DEFAULT_PASSWORD, from('10.0.1.3')));
+      expectLimited(await passwordLogin(b, 'ivy', DEFAULT_PASSWORD, from('10.0.1.4')));
     });
   });
-}
+
+  it('refuses on B the registration burst spent on A (rc_registration)', async () => {
+    const ip = from('10.0.2.1');
+    const body = (username: string) => ({ username, password: DEFAULT_PASSWORD, auth: { type: 'm.login.dummy' } });
+    expect((await a.request('POST', `${V3}/register`, { body: body('reg1'), headers: ip })).status).toBe(200);
+    expect((await a.request('POST', `${V3}/register`, { body: body('reg2'), headers: ip })).status).toBe(200);
+    await expectNoChange(b, async () => {
+      expectLimited(await b.request('POST', `${V3}/register`, { body: body('reg3'), headers: ip }));
+    });
+  });
+});

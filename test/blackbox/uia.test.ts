@@ -3,7 +3,7 @@
 // one user and one request body; failures leave everything as it was.
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { backends } from '../support/backends.js';
+import { backends, describeOnPostgres } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
@@ -248,62 +248,61 @@ describe.each(backends())('UIA over HTTP (%s)', (backend) => {
   });
 });
 
-if (backends().includes('postgres')) {
-  describe('UIA across server processes (postgres)', () => {
-    let first: TestServer;
-    let second: TestServer;
-    beforeAll(async () => {
-      first = await startServer('postgres');
-      second = await startServer('postgres', {}, { shareDatabaseWith: first });
-    });
-    afterAll(async () => {
-      // The first server owns (and drops) the database: stop the second first.
-      await second?.stop();
-      await first?.stop();
-    });
-
-    it('continues on one process a session begun on another', async () => {
-      const reg = await first.register('uia_multi');
-      const b = await second.login('uia_multi');
-      const c = await first.login('uia_multi');
-      const begun = await first.request('POST', `${V3}/delete_devices`, { token: reg.access_token, body: { devices: [b.device_id] } });
-      expect(begun.status).toBe(401);
-      const s = begun.body.session as string;
-
-      // A wrong password on the second process is seen by it as this session's failure.
-      const wrong = await second.request('POST', `${V3}/delete_devices`, {
-        token: reg.access_token,
-        body: { devices: [b.device_id], auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'uia_multi' }, password: 'wrong', session: s } },
-      });
-      expect(wrong.status).toBe(401);
-      expect(wrong.body.session).toBe(s);
-      expect(wrong.body.errcode).toBe('M_FORBIDDEN');
-      // The binding made on the first process holds on the second.
-      const widened = await second.request('POST', `${V3}/delete_devices`, {
-        token: reg.access_token,
-        body: { devices: [b.device_id, c.device_id], auth: { type: 'm.login.password', password: DEFAULT_PASSWORD, session: s } },
-      });
-      expect(widened.status).toBe(403);
-
-      const done = await second.request('POST', `${V3}/delete_devices`, {
-        token: reg.access_token,
-        body: { devices: [b.device_id], auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'uia_multi' }, password: DEFAULT_PASSWORD, session: s } },
-      });
-      expect(done.status).toBe(200);
-      const left = (await first.db()('devices').where({ user_id: reg.user_id })).map((d: { device_id: string }) => d.device_id).sort();
-      expect(left).toEqual([reg.device_id, c.device_id].sort());
-      // The token of the deleted device is dead on both processes.
-      for (const hs of [first, second]) {
-        const who = await hs.request('GET', `${V3}/account/whoami`, { token: b.access_token });
-        expect(who.status).toBe(401);
-        expect(who.body.errcode).toBe('M_UNKNOWN_TOKEN');
-      }
-      // And the used session is unknown to the first process too.
-      const replay = await first.request('POST', `${V3}/delete_devices`, {
-        token: reg.access_token,
-        body: { devices: [b.device_id], auth: { type: 'm.login.password', password: DEFAULT_PASSWORD, session: s } },
-      });
-      expect(replay.status).toBe(400);
-    });
+// PostgreSQL only: without GATEHOUSE_TEST_PG it shows as skipped.
+describeOnPostgres('UIA across server processes (postgres)', () => {
+  let first: TestServer;
+  let second: TestServer;
+  beforeAll(async () => {
+    first = await startServer('postgres');
+    second = await startServer('postgres', {}, { shareDatabaseWith: first });
   });
-}
+  afterAll(async () => {
+    // The first server owns (and drops) the database: stop the second first.
+    await second?.stop();
+    await first?.stop();
+  });
+
+  it('continues on one process a session begun on another', async () => {
+    const reg = await first.register('uia_multi');
+    const b = await second.login('uia_multi');
+    const c = await first.login('uia_multi');
+    const begun = await first.request('POST', `${V3}/delete_devices`, { token: reg.access_token, body: { devices: [b.device_id] } });
+    expect(begun.status).toBe(401);
+    const s = begun.body.session as string;
+
+    // A wrong password on the second process is seen by it as this session's failure.
+    const wrong = await second.request('POST', `${V3}/delete_devices`, {
+      token: reg.access_token,
+      body: { devices: [b.device_id], auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'uia_multi' }, password: 'wrong', session: s } },
+    });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.session).toBe(s);
+    expect(wrong.body.errcode).toBe('M_FORBIDDEN');
+    // The binding made on the first process holds on the second.
+    const widened = await second.request('POST', `${V3}/delete_devices`, {
+      token: reg.access_token,
+      body: { devices: [b.device_id, c.device_id], auth: { type: 'm.login.password', password: DEFAULT_PASSWORD, session: s } },
+    });
+    expect(widened.status).toBe(403);
+
+    const done = await second.request('POST', `${V3}/delete_devices`, {
+      token: reg.access_token,
+      body: { devices: [b.device_id], auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'uia_multi' }, password: DEFAULT_PASSWORD, session: s } },
+    });
+    expect(done.status).toBe(200);
+    const left = (await first.db()('devices').where({ user_id: reg.user_id })).map((d: { device_id: string }) => d.device_id).sort();
+    expect(left).toEqual([reg.device_id, c.device_id].sort());
+    // The token of the deleted device is dead on both processes.
+    for (const hs of [first, second]) {
+      const who = await hs.request('GET', `${V3}/account/whoami`, { token: b.access_token });
+      expect(who.status).toBe(401);
+      expect(who.body.errcode).toBe('M_UNKNOWN_TOKEN');
+    }
+    // And the used session is unknown to the first process too.
+    const replay = await first.request('POST', `${V3}/delete_devices`, {
+      token: reg.access_token,
+      body: { devices: [b.device_id], auth: { type: 'm.login.password', password: DEFAULT_PASSWORD, session: s } },
+    });
+    expect(replay.status).toBe(400);
+  });
+});

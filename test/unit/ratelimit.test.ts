@@ -11,7 +11,7 @@ import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import { MatrixError } from '../../src/errors.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from '../../src/ratelimit/limiter.js';
 import { readBucket } from '../../src/repositories/rate-limits.js';
-import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
+import { backends, describeOnPostgres, createPgDatabase, type PgDatabase } from '../support/backends.js';
 
 const T0 = 1_763_856_000_000;
 
@@ -235,51 +235,49 @@ describe.each(kinds)('RateLimiter over the %s store', (kind) => {
   }
 });
 
-// PostgreSQL only (registered only when it runs, so nothing shows as skipped).
-if (backends().includes('postgres')) {
-  describe('DatabaseBucketStore: several processes on one PostgreSQL database', () => {
-    let pg: PgDatabase;
-    let db1: Knex;
-    let db2: Knex;
-    let now = T0;
-    const clock = () => now;
-    beforeAll(async () => {
-      pg = await createPgDatabase();
-      db1 = openDatabase({ name: 'postgres', args: pg.args });
-      await migrateToLatest(db1);
-      db2 = openDatabase({ name: 'postgres', args: pg.args });
-    });
-    afterAll(async () => {
-      await db1?.destroy();
-      await db2?.destroy();
-      await pg?.drop();
-    });
-
-    it('shares buckets between the two stores', async () => {
-      const limit = { per_second: 0.5, burst_count: 3 };
-      const one = new RateLimiter(new DatabaseBucketStore(db1), 'rc_login.address', limit, clock);
-      const two = new RateLimiter(new DatabaseBucketStore(db2), 'rc_login.address', limit, clock);
-      await one.take('10.0.0.1');
-      await two.take('10.0.0.1');
-      await one.record('10.0.0.1');
-      await expectLimited(two.check('10.0.0.1'), 2000);
-      await expectLimited(two.take('10.0.0.1'), 2000);
-      await expectLimited(one.take('10.0.0.1'), 2000);
-      now = T0 + 2000;
-      await two.take('10.0.0.1');
-      await expectLimited(one.take('10.0.0.1'), 2000);
-    });
-
-    it('never lets parallel takes through both stores exceed the burst', async () => {
-      const limit = { per_second: 0.003, burst_count: 5 };
-      const one = new RateLimiter(new DatabaseBucketStore(db1), 'rc_registration', limit, clock);
-      const two = new RateLimiter(new DatabaseBucketStore(db2), 'rc_registration', limit, clock);
-      const outcomes = await Promise.allSettled(Array.from({ length: 24 }, (_, i) => (i % 2 ? one : two).take('10.0.0.2')));
-      expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(5);
-      expect(await readBucket(db2, 'rc_registration:10.0.0.2')).toEqual({ level: 5, updated_ts: now });
-    });
+// PostgreSQL only: without GATEHOUSE_TEST_PG it shows as skipped.
+describeOnPostgres('DatabaseBucketStore: several processes on one PostgreSQL database', () => {
+  let pg: PgDatabase;
+  let db1: Knex;
+  let db2: Knex;
+  let now = T0;
+  const clock = () => now;
+  beforeAll(async () => {
+    pg = await createPgDatabase();
+    db1 = openDatabase({ name: 'postgres', args: pg.args });
+    await migrateToLatest(db1);
+    db2 = openDatabase({ name: 'postgres', args: pg.args });
   });
-}
+  afterAll(async () => {
+    await db1?.destroy();
+    await db2?.destroy();
+    await pg?.drop();
+  });
+
+  it('shares buckets between the two stores', async () => {
+    const limit = { per_second: 0.5, burst_count: 3 };
+    const one = new RateLimiter(new DatabaseBucketStore(db1), 'rc_login.address', limit, clock);
+    const two = new RateLimiter(new DatabaseBucketStore(db2), 'rc_login.address', limit, clock);
+    await one.take('10.0.0.1');
+    await two.take('10.0.0.1');
+    await one.record('10.0.0.1');
+    await expectLimited(two.check('10.0.0.1'), 2000);
+    await expectLimited(two.take('10.0.0.1'), 2000);
+    await expectLimited(one.take('10.0.0.1'), 2000);
+    now = T0 + 2000;
+    await two.take('10.0.0.1');
+    await expectLimited(one.take('10.0.0.1'), 2000);
+  });
+
+  it('never lets parallel takes through both stores exceed the burst', async () => {
+    const limit = { per_second: 0.003, burst_count: 5 };
+    const one = new RateLimiter(new DatabaseBucketStore(db1), 'rc_registration', limit, clock);
+    const two = new RateLimiter(new DatabaseBucketStore(db2), 'rc_registration', limit, clock);
+    const outcomes = await Promise.allSettled(Array.from({ length: 24 }, (_, i) => (i % 2 ? one : two).take('10.0.0.2')));
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(5);
+    expect(await readBucket(db2, 'rc_registration:10.0.0.2')).toEqual({ level: 5, updated_ts: now });
+  });
+});
 
 describe.each(kinds)('RateLimiter.refund over the %s store', (kind) => {
   let setup: StoreSetup;
