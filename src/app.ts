@@ -80,6 +80,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     db,
     [new DummyStage(), new PasswordStage(config.server_name, hasher, limiters.failedAttempts)],
     config.ui_auth_session_lifetime,
+    hasher,
   );
   // SQLite files get the token lookup on a prepared statement and a connection of its own (the hot
   // path of every signed-in request); PostgreSQL and in-memory SQLite use the shared pool.
@@ -89,7 +90,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       : null;
   const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined);
   const info = new ServerInfoHandler(config, signingKey);
-  const registration = new RegistrationHandler(db, config, uia, sessions, hasher, limiters.registration);
+  const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration);
   const login = new LoginHandler(db, config, sessions, hasher, limiters);
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const devices = new DeviceHandler(db, uia, sessions);

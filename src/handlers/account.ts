@@ -3,11 +3,15 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
-import { forbidden } from '../errors.js';
+import { forbidden, missingParam } from '../errors.js';
 import * as Users from '../repositories/users.js';
 import type { UiaEngine } from '../uia/engine.js';
 import { checkPassword } from './password-policy.js';
 import type { Requester, SessionHandler } from './sessions.js';
+
+/** Whether a UIA `auth` dict names a session (whose earlier requests may have given what this one leaves out). */
+export const hasSession = (auth: unknown): boolean =>
+  typeof auth === 'object' && auth !== null && typeof (auth as { session?: unknown }).session === 'string';
 
 /** Operations on one's own account are confirmed with the password. */
 export const REAUTH_FLOWS = [['m.login.password']];
@@ -25,24 +29,42 @@ export class AccountHandler {
     return { user_id: requester.userId, device_id: requester.deviceId, is_guest: requester.isGuest };
   }
 
-  /** POST /account/password. With logout_devices (the default) every other device is signed out. */
+  /**
+   * POST /account/password (spec: "Password management"). With logout_devices
+   * (the default) every other device is signed out. The UIA session remembers
+   * `new_password` (as its argon2 hash) and `logout_devices`, so the completing
+   * request may send only `auth`; repeating it after success answers {} again
+   * and changes nothing more. Errors: 403 M_FORBIDDEN (disabled, guests),
+   * 400 M_WEAK_PASSWORD, 400 M_MISSING_PARAM (no new_password), UIA's.
+   */
   async changePassword(
     requester: Requester,
-    req: { newPassword: string; logoutDevices: boolean; auth: unknown; ip: string },
+    req: { newPassword: string | null; logoutDevices: boolean | null; auth: unknown; ip: string },
   ): Promise<Record<string, never>> {
     if (!this.config.password_config.enabled) throw forbidden('Password changes are disabled');
     if (requester.isGuest) throw forbidden('Guests cannot change passwords');
-    checkPassword(req.newPassword, this.config.password_config.policy);
+    // Without a session there is no earlier request that could have given it.
+    if (req.newPassword === null && !hasSession(req.auth)) throw missingParam('Missing parameter: new_password');
+    if (req.newPassword !== null) checkPassword(req.newPassword, this.config.password_config.policy);
     const auth = await this.uia.authenticate(
-      { name: 'POST /account/password', userId: requester.userId, binding: { logout_devices: req.logoutDevices }, clientIp: req.ip },
+      {
+        name: 'POST /account/password',
+        userId: requester.userId,
+        params: req.logoutDevices === null ? {} : { logout_devices: req.logoutDevices },
+        secrets: req.newPassword === null ? {} : { new_password: req.newPassword },
+        clientIp: req.ip,
+      },
       REAUTH_FLOWS,
       req.auth,
     );
-    const hash = await this.hasher.hash(req.newPassword);
+    if (auth.previous) return {};
+    const hash = auth.secretHashes.new_password;
+    if (hash === undefined) throw missingParam('Missing parameter: new_password');
+    const logoutDevices = auth.params.logout_devices !== false;
     await this.db.transaction(async (trx) => {
       await this.uia.complete(auth, trx);
       await Users.setPasswordHash(trx, requester.userId, hash);
-      if (req.logoutDevices) await this.sessions.endSessions(trx, requester.userId, null, requester.deviceId);
+      if (logoutDevices) await this.sessions.endSessions(trx, requester.userId, null, requester.deviceId);
     });
     return {};
   }
@@ -51,23 +73,26 @@ export class AccountHandler {
    * POST /account/deactivate. The row stays (deactivated, without password),
    * so the localpart is never handed out again; every session ends.
    */
-  async deactivate(requester: Requester, req: { erase: boolean; idServer: string | null; auth: unknown; ip: string }) {
+  async deactivate(requester: Requester, req: { erase: boolean | null; idServer: string | null; auth: unknown; ip: string }) {
     if (requester.isGuest) throw forbidden('Guests cannot deactivate their account');
-    const binding: Record<string, unknown> = { erase: req.erase };
-    if (req.idServer !== null) binding.id_server = req.idServer;
+    const params: Record<string, unknown> = {};
+    if (req.erase !== null) params.erase = req.erase;
+    if (req.idServer !== null) params.id_server = req.idServer;
     const auth = await this.uia.authenticate(
-      { name: 'POST /account/deactivate', userId: requester.userId, binding, clientIp: req.ip },
+      { name: 'POST /account/deactivate', userId: requester.userId, params, clientIp: req.ip },
       REAUTH_FLOWS,
       req.auth,
     );
+    // Spec: "success" when the homeserver has no identifiers to unbind; Gatehouse binds none yet.
+    const result = { id_server_unbind_result: 'success' as const };
+    if (auth.previous) return result;
     await this.db.transaction(async (trx) => {
-      await this.uia.complete(auth, trx);
+      await this.uia.complete(auth, trx, result);
       await Users.markDeactivated(trx, requester.userId);
       // As Synapse: a deactivated user's display name and avatar are removed.
       await Users.clearProfile(trx, requester.userId);
       await this.sessions.endSessions(trx, requester.userId, null);
     });
-    // Spec: "success" when the homeserver has no identifiers to unbind; Gatehouse binds none yet.
-    return { id_server_unbind_result: 'success' as const };
+    return result;
   }
 }

@@ -1,10 +1,11 @@
 // The signed-in user's devices.
 
 import type { Knex } from 'knex';
-import { notFound } from '../errors.js';
+import { missingParam, notFound } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
 import type { UiaEngine } from '../uia/engine.js';
-import { REAUTH_FLOWS } from './account.js';
+import type { CompletedAuth } from '../uia/types.js';
+import { hasSession, REAUTH_FLOWS } from './account.js';
 import type { Requester, SessionHandler } from './sessions.js';
 
 export interface DeviceView {
@@ -50,26 +51,37 @@ export class DeviceHandler {
   }
 
   /** DELETE /devices/{deviceId}: UIA, then the device and its tokens go (200 also when it was already gone). */
-  deleteOne(requester: Requester, req: { deviceId: string; auth: unknown; ip: string }): Promise<Record<string, never>> {
-    return this.deleteWithAuth(requester, 'DELETE /devices/{deviceId}', [req.deviceId], req.auth, req.ip);
+  async deleteOne(requester: Requester, req: { deviceId: string; auth: unknown; ip: string }): Promise<Record<string, never>> {
+    const auth = await this.authenticate(requester, 'DELETE /devices/{deviceId}', { device_id: req.deviceId }, req.auth, req.ip);
+    if (!auth.previous) await this.deleteDevices(requester, auth, [req.deviceId]);
+    return {};
   }
 
-  /** POST /delete_devices: UIA, then the devices and their tokens go. */
-  deleteMany(requester: Requester, req: { deviceIds: string[]; auth: unknown; ip: string }): Promise<Record<string, never>> {
-    return this.deleteWithAuth(requester, 'POST /delete_devices', req.deviceIds, req.auth, req.ip);
+  /**
+   * POST /delete_devices: UIA, then the devices and their tokens go. The UIA
+   * session remembers `devices`, so the completing request may leave it out.
+   * Errors: 400 M_MISSING_PARAM (no devices in this request or the session's), UIA's.
+   */
+  async deleteMany(requester: Requester, req: { deviceIds: string[] | null; auth: unknown; ip: string }): Promise<Record<string, never>> {
+    if (req.deviceIds === null && !hasSession(req.auth)) throw missingParam('Missing parameter: devices');
+    const params = req.deviceIds === null ? {} : { devices: req.deviceIds };
+    const auth = await this.authenticate(requester, 'POST /delete_devices', params, req.auth, req.ip);
+    if (auth.previous) return {};
+    const deviceIds = auth.params.devices;
+    if (!Array.isArray(deviceIds)) throw missingParam('Missing parameter: devices');
+    await this.deleteDevices(requester, auth, deviceIds as string[]);
+    return {};
   }
 
-  private async deleteWithAuth(requester: Requester, operation: string, deviceIds: string[], authDict: unknown, ip: string) {
-    // The session is bound to the devices named, so it cannot be reused for others.
-    const auth = await this.uia.authenticate(
-      { name: operation, userId: requester.userId, binding: { devices: deviceIds }, clientIp: ip },
-      REAUTH_FLOWS,
-      authDict,
-    );
+  // The session is bound to the devices named, so it cannot be reused for others.
+  private authenticate(requester: Requester, operation: string, params: Record<string, unknown>, authDict: unknown, ip: string) {
+    return this.uia.authenticate({ name: operation, userId: requester.userId, params, clientIp: ip }, REAUTH_FLOWS, authDict);
+  }
+
+  private async deleteDevices(requester: Requester, auth: CompletedAuth, deviceIds: string[]): Promise<void> {
     await this.db.transaction(async (trx) => {
       await this.uia.complete(auth, trx);
       await this.sessions.endSessions(trx, requester.userId, deviceIds);
     });
-    return {};
   }
 }

@@ -3,13 +3,13 @@
 
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
-import type { PasswordHasher } from '../crypto/passwords.js';
 import { randomString } from '../crypto/tokens.js';
-import { checkNewLocalpart } from '../domain/user-ids.js';
+import { newLocalpart } from '../domain/user-ids.js';
 import { forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
+import { hasSession } from './account.js';
 import { createAccount, userInUse } from './accounts.js';
 import { checkPassword } from './password-policy.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
@@ -19,8 +19,10 @@ export interface RegisterRequest {
   password: string | null;
   deviceId: string | null;
   initialDeviceDisplayName: string | null;
-  inhibitLogin: boolean;
-  refreshToken: boolean;
+  /** null: not in this request (an earlier request of the UIA session may have set it; default false). */
+  inhibitLogin: boolean | null;
+  /** null: not in this request (an earlier request of the UIA session may have set it; default false). */
+  refreshToken: boolean | null;
   auth: unknown;
   ip: string;
   userAgent: string | null;
@@ -28,6 +30,20 @@ export interface RegisterRequest {
 
 export type RegisterResponse = { user_id: string; home_server: string } & Partial<IssuedSession>;
 
+/** What a completed registration's UIA session records, for a repeat of its final request. */
+interface RegistrationResult {
+  user_id: string;
+}
+
+/** How the account is signed in after registration (or a repeat of it). */
+interface SignInRequest {
+  deviceId: string | null;
+  initialDeviceDisplayName: string | null;
+  inhibitLogin: boolean;
+  refreshToken: boolean;
+  ip: string;
+  userAgent: string | null;
+}
 
 export class RegistrationHandler {
   constructor(
@@ -35,7 +51,6 @@ export class RegistrationHandler {
     private readonly config: Config,
     private readonly uia: UiaEngine,
     private readonly sessions: SessionHandler,
-    private readonly hasher: PasswordHasher,
     private readonly limiter: RateLimiter,
     private readonly clock: () => number = Date.now,
   ) {}
@@ -45,45 +60,78 @@ export class RegistrationHandler {
     return this.config.enable_registration_without_verification ? [['m.login.dummy']] : [];
   }
 
+  /**
+   * POST /register (kind=user; spec: Client-Server API, "Account registration").
+   * The UIA session remembers the parameters of the requests that set them
+   * (the password as its argon2 hash), so the final request may send only
+   * `auth`; repeating the final request of a completed session answers with the
+   * same user, signed in again (unless inhibit_login), as Synapse does.
+   * Errors: 403 M_FORBIDDEN (disabled), 400 M_INVALID_USERNAME, 400 M_USER_IN_USE,
+   * 400 M_WEAK_PASSWORD, 400 M_MISSING_PARAM (no password), 429 M_LIMIT_EXCEEDED, UIA's.
+   */
   async register(req: RegisterRequest): Promise<RegisterResponse> {
     if (!this.config.enable_registration) throw forbidden('Registration has been disabled');
     // As Synapse: an address over its limit is refused before anything (even a UIA session) is made.
     await this.limiter.check(req.ip);
 
-    // As Synapse: check what can be checked before UIA, so the client learns early.
-    if (req.username !== null) {
-      checkNewLocalpart(req.username, this.config.server_name);
-      if (await Users.localpartExists(this.db, req.username)) throw userInUse();
-    }
+    // As Synapse: check what can be checked before UIA, so the client learns early. A name in
+    // use may be the one this session registered already (a repeated final request): with a
+    // session, that is decided after UIA.
+    const username = req.username === null ? null : newLocalpart(req.username, this.config.server_name);
+    const inUse = username !== null && (await Users.localpartExists(this.db, username));
+    if (inUse && !hasSession(req.auth)) throw userInUse();
     if (req.password !== null) checkPassword(req.password, this.config.password_config.policy);
 
     const flows = this.flows();
     if (flows.length === 0) throw forbidden('Registration has been disabled');
-    // Only what the request actually sets binds the session, so the session of
-    // an empty probe (`POST /register {}`, as Element Web and Nheko send to
-    // learn the flows) can be continued by the real request.
-    const binding: Record<string, unknown> = {};
-    if (req.username !== null) binding.username = req.username;
-    if (req.inhibitLogin) binding.inhibit_login = true;
+    // Only what the request actually sets is remembered, so the session of an empty probe
+    // (`POST /register {}`, as Element Web and Nheko send to learn the flows) takes the real request's.
+    const params: Record<string, unknown> = {};
+    if (username !== null) params.username = username;
+    if (req.deviceId !== null) params.device_id = req.deviceId;
+    if (req.initialDeviceDisplayName !== null) params.initial_device_display_name = req.initialDeviceDisplayName;
+    if (req.inhibitLogin !== null) params.inhibit_login = req.inhibitLogin;
+    if (req.refreshToken !== null) params.refresh_token = req.refreshToken;
     const auth = await this.uia.authenticate(
-      { name: 'POST /register', userId: null, binding, clientIp: req.ip },
+      { name: 'POST /register', userId: null, params, secrets: req.password === null ? {} : { password: req.password }, clientIp: req.ip },
       flows,
       req.auth,
     );
-    if (req.password === null) throw missingParam('Missing params: password');
+    const p = auth.params;
+    const signIn: SignInRequest = {
+      deviceId: typeof p.device_id === 'string' ? p.device_id : null,
+      initialDeviceDisplayName: typeof p.initial_device_display_name === 'string' ? p.initial_device_display_name : null,
+      inhibitLogin: p.inhibit_login === true,
+      refreshToken: p.refresh_token === true,
+      ip: req.ip,
+      userAgent: req.userAgent,
+    };
 
+    if (auth.previous) {
+      const { user_id: userId } = auth.previous.result as RegistrationResult;
+      await this.limiter.take(req.ip);
+      return this.db.transaction(async (trx) => {
+        // The account may have been deactivated since: then it cannot be signed in to.
+        const user = await Users.lockUser(trx, userId);
+        if (!user || user.deactivated) throw forbidden('The account this session registered is no longer active');
+        return this.signIn(trx, userId, signIn);
+      });
+    }
+
+    const passwordHash = auth.secretHashes.password;
+    if (passwordHash === undefined) throw missingParam('Missing params: password');
+    if (inUse) throw userInUse();
     await this.limiter.take(req.ip);
-    const localpart = req.username ?? (await this.generateLocalpart());
-    // Hash outside the transaction: argon2 takes tens of milliseconds and SQLite has one connection.
-    const passwordHash = await this.hasher.hash(req.password);
+    const localpart = typeof p.username === 'string' ? p.username : await this.generateLocalpart();
 
     return this.db.transaction(async (trx) => {
-      await this.uia.complete(auth, trx);
       // As Synapse: the display name starts as the localpart.
       const account = { localpart, passwordHash, isAdmin: false, isGuest: false, displayname: localpart };
       const userId = await createAccount(trx, this.config.server_name, account, this.clock());
       if (!userId) throw userInUse();
-      return this.signIn(trx, userId, req);
+      const result: RegistrationResult = { user_id: userId };
+      await this.uia.complete(auth, trx, result);
+      return this.signIn(trx, userId, signIn);
     });
   }
 
@@ -103,11 +151,7 @@ export class RegistrationHandler {
     });
   }
 
-  private async signIn(
-    trx: Knex,
-    userId: string,
-    req: Pick<RegisterRequest, 'deviceId' | 'initialDeviceDisplayName' | 'inhibitLogin' | 'refreshToken' | 'ip' | 'userAgent'>,
-  ): Promise<RegisterResponse> {
+  private async signIn(trx: Knex, userId: string, req: SignInRequest): Promise<RegisterResponse> {
     const base = { user_id: userId, home_server: this.config.server_name };
     if (req.inhibitLogin) return base;
     const session = await this.sessions.issue(trx, {
@@ -129,11 +173,11 @@ export class RegistrationHandler {
     }
   }
 
-  /** GET /register/available: true, or the reason the name cannot be had. */
+  /** GET /register/available: true, or the reason the name cannot be had (the name is down-cased, as at /register). */
   async available(username: string): Promise<{ available: true }> {
     if (!this.config.enable_registration) throw forbidden('Registration has been disabled');
-    checkNewLocalpart(username, this.config.server_name);
-    if (await Users.localpartExists(this.db, username)) throw userInUse();
+    const localpart = newLocalpart(username, this.config.server_name);
+    if (await Users.localpartExists(this.db, localpart)) throw userInUse();
     return { available: true };
   }
 }

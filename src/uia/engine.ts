@@ -1,22 +1,24 @@
 // One user-interactive auth engine for every protected endpoint. Sessions live
 // in the database, so any process can continue any session.
 
-import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { canonicalJson } from '../crypto/canonical-json.js';
 import { randomString } from '../crypto/tokens.js';
 import { badJson, forbidden, MatrixError } from '../errors.js';
 import * as Sessions from '../repositories/uia-sessions.js';
-import type { CompletedAuth, UiaOperation, UiaStage } from './types.js';
+import type { CompletedAuth, SecretHasher, UiaOperation, UiaStage } from './types.js';
 
 export type Flow = string[];
 
+const unknownSession = () => new MatrixError(400, 'M_UNKNOWN', 'Unknown or expired UIA session');
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export function bindingHash(binding: Record<string, unknown>): string | null {
-  if (Object.keys(binding).length === 0) return null;
-  return createHash('sha256').update(canonicalJson(binding)).digest('hex');
-}
+/** The 403 of a request that changes what its session was started for. */
+const operationChanged = () => forbidden('Requested operation has changed during the UI authentication session.');
+
+/** How often a request retries remembering its parameters when other requests of the session race it. */
+const REMEMBER_ATTEMPTS = 20;
 
 export class UiaEngine {
   private readonly stages = new Map<string, UiaStage>();
@@ -25,24 +27,33 @@ export class UiaEngine {
     private readonly db: Knex,
     stages: UiaStage[],
     private readonly sessionLifetimeMs: number,
+    /** Hashes secret parameters (a new password) before the session remembers them. */
+    private readonly secrets: SecretHasher,
     private readonly clock: () => number = Date.now,
   ) {
     for (const s of stages) this.stages.set(s.type, s);
   }
 
   /**
-   * Runs one round of UIA for `operation`. Returns when the completed stages
-   * satisfy one of `flows`; otherwise throws the 401 challenge (with the error
-   * of a failed stage, if one failed).
+   * Runs one round of UIA for `operation` (spec: Client-Server API, "User-interactive
+   * authentication API"). Returns when the completed stages satisfy one of `flows`;
+   * otherwise throws the 401 challenge (`UiaChallenge`, with the error of a failed
+   * stage, if one failed). Other errors: 400 M_BAD_JSON (malformed `auth`), 400
+   * M_UNKNOWN (unknown or expired session), 403 M_FORBIDDEN (the request changes the
+   * session's operation or its parameters), 400 M_UNRECOGNIZED (a stage no flow offers).
+   *
+   * As Synapse, the session remembers the operation's parameters from the requests
+   * that set them, so a later request (e.g. after a fallback page) may send only
+   * `auth`; the returned `params`/`secretHashes` are the merged ones. A request for a
+   * session that already completed its operation returns with `previous` set.
    */
   async authenticate(operation: UiaOperation, flows: Flow[], auth: unknown): Promise<CompletedAuth> {
     for (const flow of flows)
       for (const t of flow) if (!this.stages.has(t)) throw new Error(`UIA flow names unknown stage ${t}`);
     const now = this.clock();
-    const hash = bindingHash(operation.binding);
 
     if (auth === undefined || auth === null) {
-      const session = await this.newSession(operation, hash, now);
+      const session = await this.newSession(operation, now);
       throw await this.challenge(operation, flows, session.session_id, [], null);
     }
     if (!isObject(auth)) throw badJson('auth must be an object');
@@ -53,25 +64,22 @@ export class UiaEngine {
     if (typeof auth.session === 'string') {
       // Session IDs are 24 letters and digits; anything else cannot name one.
       const row = /^[A-Za-z0-9]{1,64}$/.test(auth.session) ? await Sessions.findSession(this.db, auth.session) : null;
-      if (!row || row.expires_ts <= now)
-        throw new MatrixError(400, 'M_UNKNOWN', 'Unknown or expired UIA session');
-      if (row.operation !== operation.name || row.user_id !== operation.userId)
-        throw forbidden('Requested operation has changed during the UI authentication session.');
-      if (row.body_hash !== hash) {
-        // A session opened by an empty probe (e.g. Nheko's `POST /register {}`) binds to the first real body.
-        const adopted = row.body_hash === null && hash !== null && (await Sessions.bindSessionBody(this.db, row.session_id, hash));
-        if (!adopted) throw forbidden('Requested operation has changed during the UI authentication session.');
-      }
-      session = row;
+      if (!row || row.expires_ts <= now) throw unknownSession();
+      if (row.operation !== operation.name || row.user_id !== operation.userId) throw operationChanged();
+      session = await this.remember(row, operation);
     } else {
       // No session: start one and try the stage in this same request, so that a
       // single `m.login.dummy` request can register (as test suites do).
-      session = await this.newSession(operation, hash, now);
+      session = await this.newSession(operation, now);
     }
 
     const sessionId = session.session_id;
+    const { params, secretHashes } = session.remembered;
     let completed = session.completed;
     let stageState = session.stage_state;
+    // A repeat of the request that completed the session: its stages are spent, answer from the record.
+    if (session.result !== null)
+      return { sessionId, completed, stageState, operation, params, secretHashes, previous: { result: session.result } };
 
     if (typeof auth.type === 'string') {
       const stage = this.stages.get(auth.type);
@@ -85,17 +93,20 @@ export class UiaEngine {
     }
 
     if (flows.some((flow) => flow.every((t) => completed.includes(t))))
-      return { sessionId, completed, stageState, operation };
+      return { sessionId, completed, stageState, operation, params, secretHashes, previous: null };
     throw await this.challenge(operation, flows, sessionId, completed, null);
   }
 
   /**
-   * Ends a completed session inside the operation's transaction and lets each
-   * stage finish (e.g. turn a pending token use into a completed one). A
-   * session completes once: a second request racing with the same session fails.
+   * Completes the session inside the operation's transaction, recording what
+   * the operation produced (`result`, returned to a repeat of the request as
+   * `previous`), and lets each stage finish (e.g. turn a pending token use into
+   * a completed one). A session completes once: a second request racing with
+   * the same session fails with 403 M_FORBIDDEN.
    */
-  async complete(auth: CompletedAuth, trx: Knex.Transaction): Promise<void> {
-    if (!(await Sessions.deleteSession(trx, auth.sessionId)))
+  async complete(auth: CompletedAuth, trx: Knex.Transaction, result: unknown = {}): Promise<void> {
+    if (auth.previous) throw new Error('complete() called for a session that had already completed');
+    if (!(await Sessions.markCompleted(trx, auth.sessionId, result)))
       throw forbidden('This UI authentication session has already been used');
     for (const type of auth.completed) {
       const stage = this.stages.get(type);
@@ -103,7 +114,10 @@ export class UiaEngine {
     }
   }
 
-  /** Deletes expired sessions, letting stages release what they held. Safe to run in several processes. */
+  /**
+   * Deletes expired sessions, letting the stages of sessions that never
+   * completed release what they held. Safe to run in several processes.
+   */
   async expireSessions(): Promise<number> {
     let n = 0;
     // Batches until none are left, so that a flood of abandoned sessions cannot outgrow the sweep.
@@ -113,6 +127,7 @@ export class UiaEngine {
         await this.db.transaction(async (trx) => {
           if (!(await Sessions.deleteSession(trx, s.session_id))) return; // another process got it
           n++;
+          if (s.result !== null) return; // completed: its stages finished then
           for (const type of s.completed) {
             const stage = this.stages.get(type);
             if (stage?.onExpire) await stage.onExpire(s.stage_state[type], trx);
@@ -123,14 +138,55 @@ export class UiaEngine {
     }
   }
 
-  private async newSession(operation: UiaOperation, hash: string | null, now: number): Promise<Sessions.UiaSessionRow> {
+  /**
+   * Merges this request's parameters into what the session remembers: a
+   * parameter the session has not seen is added (a session opened by an empty
+   * probe, as Element and Nheko send, takes the real request's); one it has
+   * seen must be equal (secrets are checked against their hash). A completed
+   * session takes no new parameters. Returns the session as it now stands.
+   */
+  private async remember(row: Sessions.UiaSessionRow, operation: UiaOperation): Promise<Sessions.UiaSessionRow> {
+    for (let attempt = 0; attempt < REMEMBER_ATTEMPTS; attempt++) {
+      const next: Sessions.RememberedParams = {
+        params: { ...row.remembered.params },
+        secretHashes: { ...row.remembered.secretHashes },
+      };
+      let added = false;
+      for (const [k, v] of Object.entries(operation.params)) {
+        if (!(k in next.params)) {
+          next.params[k] = v;
+          added = true;
+        } else if (canonicalJson(next.params[k]) !== canonicalJson(v)) throw operationChanged();
+      }
+      for (const [k, secret] of Object.entries(operation.secrets ?? {})) {
+        const known = next.secretHashes[k];
+        if (known === undefined) {
+          next.secretHashes[k] = await this.secrets.hash(secret);
+          added = true;
+        } else if (!(await this.secrets.verify(known, secret))) throw operationChanged();
+      }
+      if (!added) return row;
+      if (row.result !== null) throw operationChanged();
+      if (await Sessions.updateRemembered(this.db, row.session_id, row.remembered, next)) return { ...row, remembered: next };
+      // Another request of this session added parameters first: start again from what it stored.
+      const fresh = await Sessions.findSession(this.db, row.session_id);
+      if (!fresh) throw unknownSession();
+      row = fresh;
+    }
+    throw new Error(`UIA session ${row.session_id}: too many concurrent updates`);
+  }
+
+  private async newSession(operation: UiaOperation, now: number): Promise<Sessions.UiaSessionRow> {
+    const secretHashes: Record<string, string> = {};
+    for (const [k, secret] of Object.entries(operation.secrets ?? {})) secretHashes[k] = await this.secrets.hash(secret);
     const session: Sessions.UiaSessionRow = {
       session_id: randomString(24),
       operation: operation.name,
-      body_hash: hash,
       user_id: operation.userId,
       completed: [],
       stage_state: {},
+      remembered: { params: { ...operation.params }, secretHashes },
+      result: null,
       created_ts: now,
       expires_ts: now + this.sessionLifetimeMs,
     };

@@ -13,8 +13,15 @@ export interface UiaOperation {
   name: string;
   /** The authenticated user, or null for unauthenticated operations such as registration. */
   userId: string | null;
-  /** The request's meaningful fields; a session bound to one set refuses another. Leave secrets out. */
-  binding: Record<string, unknown>;
+  /**
+   * The operation's parameters that this request sets (leave out the ones it
+   * does not). The session remembers them: a later request may leave them out
+   * (the engine fills them in) but may not change them (403). Secrets go in
+   * `secrets`, never here.
+   */
+  params: Record<string, unknown>;
+  /** Secret parameters this request sets (e.g. a new password), remembered only as their argon2 hash. */
+  secrets?: Record<string, string>;
   /** Caller facts a stage may need (e.g. the client's IP for rate limits). */
   clientIp: string;
 }
@@ -48,4 +55,20 @@ export interface CompletedAuth {
   completed: string[];
   stageState: Record<string, unknown>;
   operation: UiaOperation;
+  /** The operation's parameters: this request's, plus those an earlier request of the session set and this one left out. */
+  params: Record<string, unknown>;
+  /** argon2 hashes of the session's secrets, by name (this request's or an earlier one's). */
+  secretHashes: Record<string, string>;
+  /**
+   * Set when this session already completed its operation (this request
+   * repeats the final one, e.g. after a lost response): what `complete`
+   * recorded then. The handler answers from it and does not run the operation again.
+   */
+  previous: { result: unknown } | null;
+}
+
+/** Hashes and checks secret parameters (argon2id, off the event loop). */
+export interface SecretHasher {
+  hash(secret: string): Promise<string>;
+  verify(hash: string | null, secret: string): Promise<boolean>;
 }

@@ -85,8 +85,24 @@ describe.each(backends())('account (%s)', (backend) => {
       const old = await loginStatus('pw_change', PW);
       expect(old.status).toBe(403);
       expect(old.body.errcode).toBe('M_FORBIDDEN');
-      // The session was used up.
-      expect(await hs.db()('uia_sessions').where({ session_id: first.body.session }).first()).toBeUndefined();
+      // The session is spent: a repeat answers {} and changes nothing more (a new device stays signed in).
+      const later = await hs.login('pw_change', NEW_PW);
+      const hashNow = (await userRow(u.userId)).password_hash;
+      const repeat = await hs.request('POST', `${V3}/account/password`, {
+        token: u.a.access_token,
+        body: { new_password: NEW_PW, auth: pwAuth('pw_change', NEW_PW, first.body.session) },
+      });
+      expect(repeat.status).toBe(200);
+      expect(repeat.body).toEqual({});
+      expect((await userRow(u.userId)).password_hash).toBe(hashNow);
+      expect((await hs.request('GET', `${V3}/account/whoami`, { token: later.access_token })).status).toBe(200);
+      // Not even for another password.
+      const other = await hs.request('POST', `${V3}/account/password`, {
+        token: u.a.access_token,
+        body: { new_password: `${NEW_PW}-other`, auth: pwAuth('pw_change', NEW_PW, first.body.session) },
+      });
+      expect(other.status).toBe(403);
+      expect((await userRow(u.userId)).password_hash).toBe(hashNow);
     });
 
     it('by default signs out every OTHER device: tokens dead, rows gone, the requesting device keeps working', async () => {

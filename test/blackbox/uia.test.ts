@@ -4,6 +4,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, describeOnPostgres } from '../support/backends.js';
+import { expectMatrixError } from '../support/assertions.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
@@ -104,7 +105,8 @@ describe.each(backends())('UIA over HTTP (%s)', (backend) => {
     });
     expect(ok.status).toBe(200);
     expect(await deviceIds(u.userId)).toEqual([u.main, u.c.device_id].sort());
-    expect(await sessionRow(s)).toBeUndefined();
+    // The session is spent: it records the completion until it expires.
+    expect(JSON.parse((await sessionRow(s)).result)).toEqual({ value: {} });
   });
 
   it('binds /account/password to logout_devices (the new password itself is not part of the binding)', async () => {
@@ -182,8 +184,10 @@ describe.each(backends())('UIA over HTTP (%s)', (backend) => {
       expect(await deviceIds(u.userId)).not.toContain(device);
     }
     expect(await deviceIds(u.userId)).toEqual([u.main]);
-    // Completed sessions are gone.
-    expect(Number((await hs.db()('uia_sessions').where({ user_id: u.userId }).count<{ n: number }[]>({ n: '*' }).first())?.n)).toBe(0);
+    // Each request's session is completed (kept until it expires, for a repeat of the request).
+    const rows = await hs.db()('uia_sessions').where({ user_id: u.userId });
+    expect(rows).toHaveLength(3);
+    for (const row of rows) expect(JSON.parse(row.result)).toEqual({ value: {} });
   });
 
   it('refuses an auth type the flows do not offer with 400 M_UNRECOGNIZED (m.login.dummy included)', async () => {
@@ -213,7 +217,7 @@ describe.each(backends())('UIA over HTTP (%s)', (backend) => {
     expect(await deviceIds(u.userId)).toHaveLength(3);
   });
 
-  it('refuses an unknown session with 400, and a session once it has been used', async () => {
+  it('refuses an unknown session with 400; a used session answers a repeat of its request and authorises nothing else', async () => {
     const u = await userWithDevices('uia_used');
     const unknown = await hs.request('POST', `${V3}/delete_devices`, {
       token: u.token,
@@ -226,9 +230,19 @@ describe.each(backends())('UIA over HTTP (%s)', (backend) => {
     const s = await begin('/delete_devices', u.token, { devices: [u.b.device_id] });
     const ok = await hs.request('POST', `${V3}/delete_devices`, { token: u.token, body: { devices: [u.b.device_id], auth: password('uia_used', s) } });
     expect(ok.status).toBe(200);
+    expect(await deviceIds(u.userId)).toEqual([u.main, u.c.device_id].sort());
+    // A repeat (lost response) is answered as the first request was, and does nothing again.
     const replay = await hs.request('POST', `${V3}/delete_devices`, { token: u.token, body: { devices: [u.b.device_id], auth: password('uia_used', s) } });
-    expect(replay.status).toBe(400);
-    expect(replay.body.errcode).toBe('M_UNKNOWN');
+    expect(replay.status).toBe(200);
+    expect(replay.body).toEqual({});
+    const bare = await hs.request('POST', `${V3}/delete_devices`, { token: u.token, body: { auth: { session: s } } });
+    expect(bare.status).toBe(200);
+    // But the spent session cannot authorise another device, nor another operation.
+    const other = await hs.request('POST', `${V3}/delete_devices`, { token: u.token, body: { devices: [u.c.device_id], auth: password('uia_used', s) } });
+    expectMatrixError(other, 403, 'M_FORBIDDEN');
+    const otherOp = await hs.request('DELETE', `${V3}/devices/${u.c.device_id}`, { token: u.token, body: { auth: password('uia_used', s) } });
+    expectMatrixError(otherOp, 403, 'M_FORBIDDEN');
+    expect(await deviceIds(u.userId)).toEqual([u.main, u.c.device_id].sort());
   });
 
   it('lets only one of two parallel requests with the same session succeed', async () => {
@@ -278,7 +292,7 @@ describeOnPostgres('UIA across server processes (postgres)', () => {
     expect(wrong.status).toBe(401);
     expect(wrong.body.session).toBe(s);
     expect(wrong.body.errcode).toBe('M_FORBIDDEN');
-    // The binding made on the first process holds on the second.
+    // The parameters remembered on the first process hold on the second.
     const widened = await second.request('POST', `${V3}/delete_devices`, {
       token: reg.access_token,
       body: { devices: [b.device_id, c.device_id], auth: { type: 'm.login.password', password: DEFAULT_PASSWORD, session: s } },
@@ -298,11 +312,17 @@ describeOnPostgres('UIA across server processes (postgres)', () => {
       expect(who.status).toBe(401);
       expect(who.body.errcode).toBe('M_UNKNOWN_TOKEN');
     }
-    // And the used session is unknown to the first process too.
+    // And the first process knows the session is spent: a repeat is answered, another device is refused.
     const replay = await first.request('POST', `${V3}/delete_devices`, {
       token: reg.access_token,
       body: { devices: [b.device_id], auth: { type: 'm.login.password', password: DEFAULT_PASSWORD, session: s } },
     });
-    expect(replay.status).toBe(400);
+    expect(replay.status).toBe(200);
+    const reuse = await first.request('POST', `${V3}/delete_devices`, {
+      token: reg.access_token,
+      body: { devices: [c.device_id], auth: { type: 'm.login.password', password: DEFAULT_PASSWORD, session: s } },
+    });
+    expect(reuse.status).toBe(403);
+    expect(await first.db()('devices').where({ user_id: reg.user_id, device_id: c.device_id }).first()).toBeDefined();
   });
 });

@@ -25,11 +25,12 @@ import {
   linkNextRefreshToken,
 } from '../../src/repositories/tokens.js';
 import {
-  bindSessionBody,
   deleteSession,
   findExpiredSessions,
   findSession,
   insertSession,
+  markCompleted,
+  updateRemembered,
   recordStage,
   type UiaSessionRow,
 } from '../../src/repositories/uia-sessions.js';
@@ -490,10 +491,11 @@ describe.each(backends())('repositories (%s)', (backend) => {
     const session = (over: Partial<UiaSessionRow> = {}): UiaSessionRow => ({
       session_id: uniq('s'),
       operation: 'POST /account/deactivate',
-      body_hash: null,
       user_id: '@someone:test.local',
       completed: [],
       stage_state: {},
+      remembered: { params: {}, secretHashes: {} },
+      result: null,
       created_ts: T0,
       expires_ts: T0 + 172_800_000,
       ...over,
@@ -508,23 +510,34 @@ describe.each(backends())('repositories (%s)', (backend) => {
       expect(await findSession(db, 'no-such-session')).toBeNull();
     });
 
-    it('binds the request body once only', async () => {
-      const s = session();
+    it('replaces the remembered parameters only from the state the caller read', async () => {
+      const s = session({ remembered: { params: { a: 1 }, secretHashes: {} } });
       await insertSession(db, s);
-      expect(await bindSessionBody(db, s.session_id, 'a'.repeat(64))).toBe(true);
-      expect(await bindSessionBody(db, s.session_id, 'b'.repeat(64))).toBe(false);
-      expect(await bindSessionBody(db, s.session_id, 'a'.repeat(64))).toBe(false);
-      expect((await findSession(db, s.session_id))!.body_hash).toBe('a'.repeat(64));
-      expect(await bindSessionBody(db, 'no-such-session', 'c'.repeat(64))).toBe(false);
+      const next = { params: { a: 1, b: 2 }, secretHashes: { pw: '$argon2id$x' } };
+      expect(await updateRemembered(db, s.session_id, s.remembered, next)).toBe(true);
+      // A second writer that read the old state loses.
+      expect(await updateRemembered(db, s.session_id, s.remembered, { params: { a: 1, c: 3 }, secretHashes: {} })).toBe(false);
+      expect((await findSession(db, s.session_id))!.remembered).toEqual(next);
+      expect(await updateRemembered(db, 'no-such-session', next, next)).toBe(false);
     });
 
-    it('lets one of several parallel binds win', async () => {
+    it('lets one of several parallel updates of the remembered parameters win', async () => {
       const s = session();
       await insertSession(db, s);
-      const hashes = Array.from({ length: 6 }, (_, i) => String(i).repeat(64));
-      const results = await Promise.all(hashes.map((h) => bindSessionBody(db, s.session_id, h)));
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) => updateRemembered(db, s.session_id, s.remembered, { params: { i }, secretHashes: {} })),
+      );
       expect(results.filter((r) => r)).toHaveLength(1);
-      expect((await findSession(db, s.session_id))!.body_hash).toBe(hashes[results.indexOf(true)]);
+      expect((await findSession(db, s.session_id))!.remembered.params).toEqual({ i: results.indexOf(true) });
+    });
+
+    it('marks a session completed once, keeping its result', async () => {
+      const s = session();
+      await insertSession(db, s);
+      expect(await markCompleted(db, s.session_id, { user_id: '@x:test.local' })).toBe(true);
+      expect(await markCompleted(db, s.session_id, { user_id: '@y:test.local' })).toBe(false);
+      expect((await findSession(db, s.session_id))!.result).toEqual({ user_id: '@x:test.local' });
+      expect(await markCompleted(db, 'no-such-session', {})).toBe(false);
     });
 
     it('records stages idempotently and merges their state', async () => {

@@ -8,11 +8,14 @@ import type { Knex } from 'knex';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import { MatrixError } from '../../src/errors.js';
+import { PasswordHasher } from '../../src/crypto/passwords.js';
 import { UiaChallenge, UiaEngine } from '../../src/uia/engine.js';
 import type { CompletedAuth, StageContext, StageOutcome, UiaOperation, UiaStage } from '../../src/uia/types.js';
 import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
 
 const LIFETIME = 60_000;
+/** The real argon2id hasher, at the cheapest parameters. */
+const hasher = new PasswordHasher({ memory_cost: 1024, time_cost: 1, parallelism: 1 });
 const LOG = 'uia_test_log';
 
 /** Passes when `auth.secret` is "open"; publishes params; writes to LOG on completion and expiry. */
@@ -96,7 +99,7 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
   const op = (over: Partial<UiaOperation> = {}): UiaOperation => ({
     name: 'POST /thing',
     userId: '@alice:test.local',
-    binding: { target: 'A' },
+    params: { target: 'A' },
     clientIp: '127.0.0.1',
     ...over,
   });
@@ -136,7 +139,7 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     now = 1_700_000_000_000;
     secret = new SecretStage();
     count = new CountStage();
-    engine = new UiaEngine(db, [secret, count], LIFETIME, clock);
+    engine = new UiaEngine(db, [secret, count], LIFETIME, hasher, clock);
   });
 
   it('answers a request without auth with a 401 challenge and stores the session', async () => {
@@ -152,7 +155,8 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     const row = await db('uia_sessions').where({ session_id: body.session }).first();
     expect(row.operation).toBe('POST /thing');
     expect(row.user_id).toBe('@alice:test.local');
-    expect(row.body_hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(JSON.parse(row.params)).toEqual({ params: { target: 'A' }, secretHashes: {} });
+    expect(row.result).toBeNull();
     expect(Number(row.created_ts)).toBe(now);
     expect(Number(row.expires_ts)).toBe(now + LIFETIME);
     expect(JSON.parse(row.completed)).toEqual([]);
@@ -274,61 +278,114 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     expect((await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open', session: s })).sessionId).toBe(s);
   });
 
-  it('refuses a session whose binding changed with 403; key order does not matter', async () => {
-    const s = (await challengeOf(engine.authenticate(op({ binding: { a: 1, b: [1, 2] } }), ONE, undefined))).session;
-    for (const binding of [{ a: 1, b: [1, 2, 3] }, { a: 2, b: [1, 2] }, { a: 1 }, { a: 1, b: [2, 1] }, {}]) {
-      const err = await rejection(engine.authenticate(op({ binding }), ONE, { type: 'test.secret', secret: 'open', session: s }));
-      expect(err.status, JSON.stringify(binding)).toBe(403);
+  it('refuses a request that changes a remembered parameter with 403; key order does not matter', async () => {
+    const s = (await challengeOf(engine.authenticate(op({ params: { a: 1, b: [1, 2] } }), ONE, undefined))).session;
+    for (const params of [{ a: 1, b: [1, 2, 3] }, { a: 2, b: [1, 2] }, { a: 1, b: [2, 1] }, { b: { x: 1 } }, { a: '1' }, { a: null }]) {
+      const err = await rejection(engine.authenticate(op({ params }), ONE, { type: 'test.secret', secret: 'open', session: s }));
+      expect(err.status, JSON.stringify(params)).toBe(403);
       expect(err.errcode).toBe('M_FORBIDDEN');
     }
-    expect(JSON.parse((await db('uia_sessions').where({ session_id: s }).first()).completed)).toEqual([]);
-    // The same fields in another order are the same binding (canonical JSON).
-    const ok = await engine.authenticate(op({ binding: { b: [1, 2], a: 1 } }), ONE, { type: 'test.secret', secret: 'open', session: s });
+    const row = await db('uia_sessions').where({ session_id: s }).first();
+    expect(JSON.parse(row.completed)).toEqual([]);
+    expect(JSON.parse(row.params).params).toEqual({ a: 1, b: [1, 2] });
+    // The same values in another key order are the same parameters (canonical JSON).
+    const ok = await engine.authenticate(op({ params: { b: [1, 2], a: 1 } }), ONE, { type: 'test.secret', secret: 'open', session: s });
     expect(ok.sessionId).toBe(s);
+    expect(ok.params).toEqual({ a: 1, b: [1, 2] });
   });
 
-  it('binds a session opened with an empty binding to the first non-empty one, and then holds it', async () => {
-    const s = (await challengeOf(engine.authenticate(op({ binding: {} }), ONE, undefined))).session;
-    expect((await db('uia_sessions').where({ session_id: s }).first()).body_hash).toBeNull();
-    // Still empty: nothing to adopt, the session stays unbound.
-    await challengeOf(engine.authenticate(op({ binding: {} }), ONE, { session: s }));
-    expect((await db('uia_sessions').where({ session_id: s }).first()).body_hash).toBeNull();
+  it('fills in parameters a later request leaves out, and adds ones no earlier request set', async () => {
+    const s = (await challengeOf(engine.authenticate(op({ params: {} }), TWO, undefined))).session;
+    // An empty probe remembers nothing; the next request's parameters are taken.
+    await challengeOf(engine.authenticate(op({ params: { target: 'A' } }), TWO, { type: 'test.secret', secret: 'open', session: s }));
+    await challengeOf(engine.authenticate(op({ params: { extra: true } }), TWO, { session: s }));
+    expect(JSON.parse((await db('uia_sessions').where({ session_id: s }).first()).params).params).toEqual({ target: 'A', extra: true });
+    // The completing request sends only auth (as after a fallback page): the operation gets all of them.
+    const done = await engine.authenticate(op({ params: {} }), TWO, { type: 'test.count', session: s });
+    expect(done.params).toEqual({ target: 'A', extra: true });
+    expect(done.previous).toBeNull();
+    // A parameter set earlier cannot change even after others were added.
+    const err = await rejection(engine.authenticate(op({ params: { target: 'B' } }), TWO, { session: s }));
+    expect(err.status).toBe(403);
+  });
 
-    await challengeOf(engine.authenticate(op({ binding: { target: 'A' } }), ONE, { session: s }));
-    const hash = (await db('uia_sessions').where({ session_id: s }).first()).body_hash;
-    expect(hash).toMatch(/^[0-9a-f]{64}$/);
+  it('remembers secrets only as argon2 hashes, checks a repeated secret against the hash, and refuses a different one', async () => {
+    const s = (await challengeOf(engine.authenticate(op({ secrets: { password: 'hunter2-secret' } }), ONE, undefined))).session;
+    const raw = (await db('uia_sessions').where({ session_id: s }).first()).params as string;
+    expect(raw).not.toContain('hunter2');
+    const stored = JSON.parse(raw);
+    expect(stored.secretHashes.password).toMatch(/^\$argon2id\$/);
+    expect(await hasher.verify(stored.secretHashes.password, 'hunter2-secret')).toBe(true);
 
-    for (const binding of [{ target: 'B' }, {}]) {
-      const err = await rejection(engine.authenticate(op({ binding }), ONE, { type: 'test.secret', secret: 'open', session: s }));
-      expect(err.status).toBe(403);
-      expect(err.errcode).toBe('M_FORBIDDEN');
+    const err = await rejection(engine.authenticate(op({ secrets: { password: 'other-secret' } }), ONE, { type: 'test.secret', secret: 'open', session: s }));
+    expect(err.status).toBe(403);
+    expect(err.errcode).toBe('M_FORBIDDEN');
+    const same = await engine.authenticate(op({ secrets: { password: 'hunter2-secret' } }), ONE, { type: 'test.secret', secret: 'open', session: s });
+    expect(same.secretHashes).toEqual({ password: stored.secretHashes.password });
+    const omitted = await engine.authenticate(op(), ONE, { session: s });
+    expect(omitted.secretHashes).toEqual({ password: stored.secretHashes.password });
+  });
+
+  it('keeps the parameters of two requests adding different ones to a session at once', async () => {
+    const other = new UiaEngine(db2, [new SecretStage(), new CountStage()], LIFETIME, hasher, clock);
+    for (let i = 0; i < 5; i++) {
+      const s = (await challengeOf(engine.authenticate(op({ params: {} }), TWO, undefined))).session;
+      await Promise.allSettled([
+        engine.authenticate(op({ params: { a: i } }), TWO, { session: s }),
+        other.authenticate(op({ params: { b: i }, secrets: { pw: `secret-${i}` } }), TWO, { session: s }),
+      ]);
+      const stored = JSON.parse((await db('uia_sessions').where({ session_id: s }).first()).params);
+      expect(stored.params).toEqual({ a: i, b: i });
+      expect(Object.keys(stored.secretHashes)).toEqual(['pw']);
     }
-    expect((await db('uia_sessions').where({ session_id: s }).first()).body_hash).toBe(hash);
-    const ok = await engine.authenticate(op({ binding: { target: 'A' } }), ONE, { type: 'test.secret', secret: 'open', session: s });
-    expect(ok.sessionId).toBe(s);
   });
 
-  it('complete() runs onComplete in the transaction, ends the session, and works only once', async () => {
+  it('complete() runs onComplete in the transaction, records the result once, and answers a repeat with it', async () => {
     const auth = await engine.authenticate(op(), TWO.concat([['test.secret']]), { type: 'test.secret', secret: 'open' });
-    await db.transaction((trx) => engine.complete(auth, trx));
+    expect(auth.previous).toBeNull();
+    await db.transaction((trx) => engine.complete(auth, trx, { user_id: '@made:test.local' }));
     expect(secret.completions).toEqual([{ state: { reserved: `r-${auth.sessionId}` }, operation: op() }]);
     expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
-    expect(await sessionRows()).toBe(0);
+    expect(JSON.parse((await db('uia_sessions').where({ session_id: auth.sessionId }).first()).result)).toEqual({
+      value: { user_id: '@made:test.local' },
+    });
 
-    const err = await rejection(db.transaction((trx) => engine.complete(auth, trx)));
+    const err = await rejection(db.transaction((trx) => engine.complete(auth, trx, { user_id: '@other:test.local' })));
     expect(err.status).toBe(403);
     expect(err.errcode).toBe('M_FORBIDDEN');
     expect(secret.completions).toHaveLength(1);
     expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
 
-    // And the session cannot be continued either.
-    const again = await rejection(engine.authenticate(op(), ONE, { session: auth.sessionId }));
-    expect(again.status).toBe(400);
+    // A repeat of the final request (lost response): no stage runs again, the record answers.
+    const repeat = await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'wrong now', session: auth.sessionId });
+    expect(repeat.previous).toEqual({ result: { user_id: '@made:test.local' } });
+    expect(repeat.params).toEqual({ target: 'A' });
+    await expect(db.transaction((trx) => engine.complete(repeat, trx))).rejects.toThrow();
+    // The repeat may not change or add parameters: the operation it answers for is done.
+    for (const params of [{ target: 'B' }, { target: 'A', more: 1 }]) {
+      const changed = await rejection(engine.authenticate(op({ params }), ONE, { session: auth.sessionId }));
+      expect(changed.status).toBe(403);
+    }
+    // Until the session expires; then it is unknown.
+    now += LIFETIME;
+    const gone = await rejection(engine.authenticate(op(), ONE, { session: auth.sessionId }));
+    expect(gone.status).toBe(400);
+    expect(gone.errcode).toBe('M_UNKNOWN');
+  });
+
+  it('expireSessions() does not release the stages of a completed session', async () => {
+    const auth = await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open' });
+    await db.transaction((trx) => engine.complete(auth, trx));
+    now += LIFETIME;
+    expect(await engine.expireSessions()).toBe(1);
+    expect(secret.expiries).toEqual([]);
+    expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
+    expect(await sessionRows()).toBe(0);
   });
 
   it('lets only one of two racing complete() calls of the same session succeed', async () => {
     const auth = await engine.authenticate(op(), ONE, { type: 'test.secret', secret: 'open' });
-    const other = new UiaEngine(db2, [new SecretStage(), new CountStage()], LIFETIME, clock);
+    const other = new UiaEngine(db2, [new SecretStage(), new CountStage()], LIFETIME, hasher, clock);
     const results = await Promise.allSettled([
       db.transaction((trx) => engine.complete(auth, trx)),
       db2.transaction((trx) => other.complete(auth, trx)),
@@ -354,9 +411,9 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
 
     // The client can retry with the same session.
     const retry = await engine.authenticate(op(), ONE, { session: auth.sessionId });
+    expect(retry.previous).toBeNull();
     await db.transaction((trx) => engine.complete(retry, trx));
     expect(await logRows()).toEqual([`complete:r-${auth.sessionId}`]);
-    expect(await sessionRows()).toBe(0);
   });
 
   it('does not run onComplete of stages that were not completed', async () => {
@@ -371,8 +428,8 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
 
   it('records both stages when two processes pass different stages of one session at once', async () => {
     const stages = () => [new SlowStage('slow.a'), new SlowStage('slow.b'), new SlowStage('slow.c')];
-    const e1 = new UiaEngine(db, stages(), LIFETIME, clock);
-    const e2 = new UiaEngine(db2, stages(), LIFETIME, clock);
+    const e1 = new UiaEngine(db, stages(), LIFETIME, hasher, clock);
+    const e2 = new UiaEngine(db2, stages(), LIFETIME, hasher, clock);
     const flows = [['slow.a', 'slow.b', 'slow.c']];
     for (let i = 0; i < 10; i++) {
       const s = (await challengeOf(e1.authenticate(op(), flows, undefined))).session;
@@ -408,9 +465,9 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     const N = 25;
     const expiring: string[] = [];
     for (let i = 0; i < N; i++) {
-      const s = (await challengeOf(engine.authenticate(op({ binding: { i } }), TWO, undefined))).session;
+      const s = (await challengeOf(engine.authenticate(op({ params: { i } }), TWO, undefined))).session;
       // Half have completed a stage (so hold something to release), half have not.
-      if (i % 2 === 0) await challengeOf(engine.authenticate(op({ binding: { i } }), TWO, { type: 'test.secret', secret: 'open', session: s }));
+      if (i % 2 === 0) await challengeOf(engine.authenticate(op({ params: { i } }), TWO, { type: 'test.secret', secret: 'open', session: s }));
       expiring.push(s);
     }
     now += LIFETIME / 2;
@@ -421,7 +478,7 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     now += LIFETIME / 2;
     // A second "process": its own engine, stages and database connection.
     const secret2 = new SecretStage();
-    const engine2 = new UiaEngine(db2, [secret2, new CountStage()], LIFETIME, clock);
+    const engine2 = new UiaEngine(db2, [secret2, new CountStage()], LIFETIME, hasher, clock);
     const [a, b] = await Promise.all([engine.expireSessions(), engine2.expireSessions()]);
     expect(a + b).toBe(N);
 
@@ -439,7 +496,7 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
   });
 
   it('sweeps more than one batch', async () => {
-    for (let i = 0; i < 130; i++) await challengeOf(engine.authenticate(op({ binding: { i } }), ONE, undefined));
+    for (let i = 0; i < 130; i++) await challengeOf(engine.authenticate(op({ params: { i } }), ONE, undefined));
     now += LIFETIME;
     let total = 0;
     for (let round = 0; round < 5; round++) total += await engine.expireSessions();
@@ -452,7 +509,7 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     expect(await sessionRows()).toBe(0);
   });
 
-  it('keeps sessions of different operations apart even for the same user and binding', async () => {
+  it('keeps sessions of different operations apart even for the same user and parameters', async () => {
     const a = (await challengeOf(engine.authenticate(op({ name: 'DELETE /devices/A' }), ONE, undefined))).session;
     const completed: CompletedAuth = await engine.authenticate(op({ name: 'DELETE /devices/A' }), ONE, { type: 'test.secret', secret: 'open', session: a });
     const err = await rejection(engine.authenticate(op({ name: 'DELETE /devices/B' }), ONE, { session: completed.sessionId }));
@@ -501,9 +558,9 @@ describe.each(backends())('UIA engine: expiring a flood of sessions (%s)', (back
     const stage = new ReleaseStage();
     /** Never passes: keeps the flow below from being satisfied by test.release alone. */
     const never: UiaStage = { type: 'test.never', check: async () => ({ ok: false, error: new MatrixError(401, 'M_FORBIDDEN', 'no') }) };
-    const engine = new UiaEngine(db, [stage, never], LIFETIME, clock);
+    const engine = new UiaEngine(db, [stage, never], LIFETIME, hasher, clock);
     const flows = [['test.release', 'test.never']];
-    const op = (i: number): UiaOperation => ({ name: 'POST /flood', userId: '@flood:test.local', binding: { i }, clientIp: '127.0.0.1' });
+    const op = (i: number): UiaOperation => ({ name: 'POST /flood', userId: '@flood:test.local', params: { i }, clientIp: '127.0.0.1' });
     for (let i = 0; i < 250; i++) {
       // Every fifth session has completed a stage and so holds something to release.
       const auth = i % 5 === 0 ? { type: 'test.release', n: i } : undefined;

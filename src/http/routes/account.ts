@@ -21,8 +21,9 @@ export function accountRoutes(router: Router, account: AccountHandler, sessions:
   router.post(clientPaths('/account/password'), auth, async (ctx) => {
     const f = new Fields(jsonObject(ctx));
     const result = await account.changePassword(requesterOf(ctx), {
-      newPassword: f.string('new_password'),
-      logoutDevices: f.boolean('logout_devices', true),
+      // Either may be left out when an earlier request of the UIA session gave it.
+      newPassword: f.optionalString('new_password'),
+      logoutDevices: f.has('logout_devices') ? f.boolean('logout_devices', true) : null,
       auth: f.raw('auth'),
       ip: ctx.ip,
     });
@@ -33,7 +34,7 @@ export function accountRoutes(router: Router, account: AccountHandler, sessions:
   router.post(clientPaths('/account/deactivate'), auth, async (ctx) => {
     const f = new Fields(jsonObject(ctx));
     const result = await account.deactivate(requesterOf(ctx), {
-      erase: f.boolean('erase', false),
+      erase: f.has('erase') ? f.boolean('erase', false) : null,
       idServer: f.optionalString('id_server', { maxLength: 255 }),
       auth: f.raw('auth'),
       ip: ctx.ip,

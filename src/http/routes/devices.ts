@@ -55,7 +55,8 @@ export function deviceRoutes(router: Router, devices: DeviceHandler, sessions: S
   router.post(clientPaths('/delete_devices'), auth, async (ctx) => {
     const f = new Fields(jsonObject(ctx));
     const result = await devices.deleteMany(requesterOf(ctx), {
-      deviceIds: f.stringArray('devices', { maxItems: MAX_DEVICES_PER_REQUEST, maxLength: 255 }),
+      // May be left out when an earlier request of the UIA session gave it.
+      deviceIds: f.has('devices') ? f.stringArray('devices', { maxItems: MAX_DEVICES_PER_REQUEST, maxLength: 255 }) : null,
       auth: f.raw('auth'),
       ip: ctx.ip,
     });

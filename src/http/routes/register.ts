@@ -27,8 +27,9 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
       password: f.optionalString('password'),
       deviceId: f.optionalString('device_id', { maxLength: 255 }),
       initialDeviceDisplayName,
-      inhibitLogin: f.boolean('inhibit_login', false),
-      refreshToken: f.boolean('refresh_token', false),
+      // Absent (null) is not false: an earlier request of the UIA session may have set them.
+      inhibitLogin: f.has('inhibit_login') ? f.boolean('inhibit_login', false) : null,
+      refreshToken: f.has('refresh_token') ? f.boolean('refresh_token', false) : null,
       auth: f.raw('auth'),
       ...client,
     });
