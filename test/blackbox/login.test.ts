@@ -138,7 +138,6 @@ describe.each(backends())('login (%s)', (backend) => {
       ['identifier.user is missing', { type: 'm.login.password', identifier: { type: 'm.id.user' }, password: DEFAULT_PASSWORD }],
       ['the legacy user is a boolean', { type: 'm.login.password', user: true, password: DEFAULT_PASSWORD }],
       ['device_id is a number', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD, device_id: 5 }],
-      ['device_id is over 255 characters', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD, device_id: 'D'.repeat(256) }],
       ['refresh_token is a string', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD, refresh_token: 'true' }],
       [
         'initial_device_display_name is a number',
