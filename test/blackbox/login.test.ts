@@ -156,7 +156,7 @@ describe.each(backends())('login (%s)', (backend) => {
       });
     });
 
-    it('refuses a deactivated account with 403 M_USER_DEACTIVATED', async () => {
+    it('refuses a deactivated account as a wrong password: 403 M_FORBIDDEN, not M_USER_DEACTIVATED', async () => {
       const reg = await hs.register('dea');
       const res = await hs.request('POST', `${V3}/account/deactivate`, {
         token: reg.access_token,
@@ -165,7 +165,9 @@ describe.each(backends())('login (%s)', (backend) => {
       expect(res.status).toBe(200);
       await expectNoChange(hs, async () => {
         const again = await login({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'dea' }, password: DEFAULT_PASSWORD });
-        expectMatrixError(again, 403, 'M_USER_DEACTIVATED');
+        // Deactivation removed the password: saying "deactivated" would tell anyone the account existed.
+        expectMatrixError(again, 403, 'M_FORBIDDEN');
+        expect(again.body.error).toBe('Invalid username or password');
       });
       expect(await countRows(hs, 'devices', { user_id: '@dea:test.local' })).toBe(0);
     });
