@@ -45,12 +45,23 @@ export function parseUserId(userId: string): { localpart: string; serverName: st
   return { localpart: userId.slice(1, colon), serverName: userId.slice(colon + 1) };
 }
 
+/** A user named by a login or a UIA password stage: its user ID on this server, and the localpart as given. */
+export interface NamedUser {
+  userId: string;
+  localpart: string;
+}
+
 /**
  * The user a login (or UIA password stage) names: `identifier` of type
- * m.id.user, or the legacy top-level `user` field. Returns the localpart as
- * given (a full user ID must be on this server) or throws a Matrix error.
+ * m.id.user, or the legacy top-level `user` field; a localpart or a full
+ * user ID. Returns null when the name cannot be a user of this server (a user
+ * ID of another server, or longer than any user ID): callers answer that as
+ * they answer a wrong name. Malformed input throws: 400 M_BAD_JSON (wrong
+ * types, or a NUL in a string, as everywhere), 400 M_MISSING_PARAM (no
+ * identifier), 400 M_UNKNOWN (another identifier type), 400
+ * M_INVALID_USERNAME (a malformed user ID).
  */
-export function userFromIdentifier(body: Record<string, unknown>, serverName: string): string {
+export function namedUser(body: Record<string, unknown>, serverName: string): NamedUser | null {
   let user: unknown;
   const identifier = body.identifier;
   if (identifier !== undefined) {
@@ -58,6 +69,7 @@ export function userFromIdentifier(body: Record<string, unknown>, serverName: st
       throw badJson('identifier must be an object');
     const id = identifier as Record<string, unknown>;
     if (typeof id.type !== 'string') throw badJson('identifier.type must be a string');
+    if (id.type.includes('\u0000')) throw badJson('identifier.type must not contain NUL characters');
     if (id.type !== 'm.id.user')
       // Synapse answers unknown identifier types with M_UNKNOWN; 3PID login arrives with email support.
       throw new MatrixError(400, 'M_UNKNOWN', `Unknown login identifier type: ${id.type}`);
@@ -68,15 +80,17 @@ export function userFromIdentifier(body: Record<string, unknown>, serverName: st
     throw missingParam('Missing identifier (or legacy user field)');
   }
   if (typeof user !== 'string') throw badJson('The user identifier must be a string');
-  // No user ID is longer than 255 characters or holds NUL: such a name cannot sign in.
-  if (user.length > 255 || user.includes('\u0000')) throw new MatrixError(403, 'M_FORBIDDEN', 'Invalid username or password');
+  // As every string field (docs/endpoints.md): a NUL is malformed input, not a wrong name.
+  if (user.includes('\u0000')) throw badJson('The user identifier must not contain NUL characters');
+  // No user ID is longer than 255 characters: such a name is no one here.
+  if (user.length > 255) return null;
   if (user.startsWith('@')) {
     const parsed = parseUserId(user);
     if (!parsed) throw new MatrixError(400, 'M_INVALID_USERNAME', 'Invalid user ID');
-    if (parsed.serverName !== serverName) throw new MatrixError(403, 'M_FORBIDDEN', 'Invalid username or password');
-    return parsed.localpart;
+    if (parsed.serverName !== serverName) return null;
+    return { userId: user, localpart: parsed.localpart };
   }
-  return user;
+  return { userId: userIdFor(user, serverName), localpart: user };
 }
 
 /**

@@ -8,19 +8,21 @@ import type { CompletedAuth } from '../uia/types.js';
 import { hasSession, REAUTH_FLOWS } from './account.js';
 import type { Requester, SessionHandler } from './sessions.js';
 
+/**
+ * A device as GET /devices and /devices/{deviceId} show it (spec: "Device
+ * management"). Every key is present, null when unknown, as Synapse sends
+ * them: matrix-nio refuses a device without display_name or last_seen_ip.
+ */
 export interface DeviceView {
   device_id: string;
-  display_name?: string;
-  last_seen_ip?: string;
-  last_seen_ts?: number;
+  display_name: string | null;
+  last_seen_ip: string | null;
+  /** Milliseconds since the epoch. */
+  last_seen_ts: number | null;
 }
 
 function view(d: Devices.DeviceRow): DeviceView {
-  const v: DeviceView = { device_id: d.device_id };
-  if (d.display_name !== null) v.display_name = d.display_name;
-  if (d.last_seen_ip !== null) v.last_seen_ip = d.last_seen_ip;
-  if (d.last_seen_ts !== null) v.last_seen_ts = d.last_seen_ts;
-  return v;
+  return { device_id: d.device_id, display_name: d.display_name, last_seen_ip: d.last_seen_ip, last_seen_ts: d.last_seen_ts };
 }
 
 export class DeviceHandler {
@@ -40,6 +42,11 @@ export class DeviceHandler {
     return view(d);
   }
 
+  /**
+   * PUT /devices/{deviceId}: a string renames, null clears, undefined (absent)
+   * leaves the name. 404 M_NOT_FOUND unless the device is the requester's.
+   * The route has checked the name (at most 100 characters).
+   */
   async rename(requester: Requester, deviceId: string, displayName: string | null | undefined): Promise<Record<string, never>> {
     // An absent display_name leaves the name as it is (but the device must still exist); null clears it.
     const found =

@@ -3,7 +3,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
-import { attemptsKey, userFromIdentifier, userIdFor } from '../domain/user-ids.js';
+import { attemptsKey, namedUser } from '../domain/user-ids.js';
 import { forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
@@ -12,7 +12,7 @@ import type { IssuedSession, SessionHandler } from './sessions.js';
 export interface LoginRequest {
   type: string;
   password: string | null;
-  /** The request's `identifier` (or legacy `user`) fields, as sent: see userFromIdentifier. */
+  /** The request's `identifier` (or legacy `user`) fields, as sent: see namedUser. */
   identifier: { identifier?: unknown; user?: unknown };
   deviceId: string | null;
   initialDeviceDisplayName: string | null;
@@ -55,22 +55,24 @@ export class LoginHandler {
     if (password === null) throw missingParam('Missing parameter: password');
 
     await this.limiters.address.take(req.ip);
-    const localpart = userFromIdentifier(req.identifier, this.config.server_name);
-    const requestedId = userIdFor(localpart, this.config.server_name);
-    const limitKey = attemptsKey(requestedId);
+    const named = namedUser(req.identifier, this.config.server_name);
+    // A user ID of another server (or longer than any) names no one here: a wrong name.
+    if (!named) throw invalidCredentials();
+    const limitKey = attemptsKey(named.userId);
     await this.limiters.account.take(limitKey);
     // Counted before the check, so parallel guesses cannot all slip under the limit;
     // given back when the password turns out right.
     await this.limiters.failedAttempts.take(limitKey);
 
     // As Synapse: an exact match first, then a unique case-insensitive one.
-    const user = (await Users.findUser(this.db, requestedId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, localpart));
-    if (user?.deactivated) {
-      // Synapse tells a deactivated account so, rather than "wrong password".
-      throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
-    }
+    const user = (await Users.findUser(this.db, named.userId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, named.localpart));
+    // A missing user is checked against a dummy hash, so the time taken does not tell who exists.
     if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) throw invalidCredentials();
     await this.limiters.failedAttempts.refund(limitKey);
+    // Said only once the password is right, so that the answer does not tell anyone that the
+    // account existed. Unlike Synapse, which says so whatever the password. Deactivation
+    // removes the password, so today a deactivated account answers as a wrong password.
+    if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
 
     const session = await this.db.transaction(async (trx) => {
       // The password was checked outside the transaction (argon2 is slow): make sure it has not

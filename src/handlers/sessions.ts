@@ -104,14 +104,28 @@ export class SessionHandler {
     return { issued, refreshTokenId };
   }
 
-  /** Resolves an access token to its user and device, or throws M_UNKNOWN_TOKEN. */
-  async authenticate(token: string, ip: string | null, userAgent: string | null): Promise<Requester> {
+  /**
+   * Resolves an access token to its user and device, or throws 401
+   * M_UNKNOWN_TOKEN (`soft_logout: true` when it has expired). With
+   * `allowExpired` (for /logout and /logout/all only) an expired token is
+   * accepted as it is: it is not revived, and its device's last-seen stays.
+   */
+  async authenticate(
+    token: string,
+    ip: string | null,
+    userAgent: string | null,
+    opts: { allowExpired?: boolean } = {},
+  ): Promise<Requester> {
     const hash = hashToken(token);
     const row = await this.lookupToken(hash);
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
     const now = this.clock();
-    // An expired token is a soft logout: the client may refresh or sign in again on the same device.
-    if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Access token has expired', true);
+    const requester: Requester = { userId: row.user_id, deviceId: row.device_id, accessTokenId: row.id, isGuest: row.is_guest };
+    if (row.expires_ts !== null && row.expires_ts <= now) {
+      if (opts.allowExpired) return requester;
+      // An expired token is a soft logout: the client may refresh or sign in again on the same device.
+      throw unknownToken('Access token has expired', true);
+    }
     const refreshTokenId = row.refresh_token_id;
     if (refreshTokenId !== null && !row.used) {
       // First use of a refreshed token: the refresh token it replaced (and its access token) retire now.
@@ -120,7 +134,7 @@ export class SessionHandler {
       });
     }
     await this.noteLastSeen(row.id, row.user_id, row.device_id, now, ip, userAgent);
-    return { userId: row.user_id, deviceId: row.device_id, accessTokenId: row.id, isGuest: row.is_guest };
+    return requester;
   }
 
   private async noteLastSeen(tokenId: number, userId: string, deviceId: string, now: number, ip: string | null, ua: string | null) {

@@ -2,7 +2,12 @@
 // M_MISSING_PARAM, a field of the wrong type is M_BAD_JSON.
 
 import type { Context } from 'koa';
-import { badJson, missingParam } from '../errors.js';
+import { badJson, invalidParam, MatrixError, missingParam } from '../errors.js';
+
+/** Longest device display name (Synapse's MAX_DEVICE_DISPLAY_NAME_LEN). */
+const MAX_DEVICE_DISPLAY_NAME = 100;
+/** Longest client-chosen device ID (the size of the device_id columns). */
+const MAX_DEVICE_ID = 255;
 
 /**
  * The request body as a JSON object, for routes that read one; any other JSON
@@ -36,6 +41,36 @@ export class Fields {
     const v = this.body[name];
     if (v === undefined || v === null) return null;
     return this.checkString(name, v, opts.maxLength);
+  }
+
+  /**
+   * A device display name (`initial_device_display_name` at login and
+   * registration, `display_name` of PUT /devices/{deviceId}), or null when
+   * absent. Over 100 characters, counted in code points as Synapse does, is
+   * 400 M_TOO_LARGE (as Synapse).
+   */
+  deviceDisplayName(name: string): string | null {
+    const v = this.optionalString(name);
+    // A UTF-16 length of at most 100 is at most 100 code points; only longer ones need counting.
+    if (v !== null && v.length > MAX_DEVICE_DISPLAY_NAME && [...v].length > MAX_DEVICE_DISPLAY_NAME)
+      throw new MatrixError(400, 'M_TOO_LARGE', `${name} must be at most ${MAX_DEVICE_DISPLAY_NAME} characters`);
+    return v;
+  }
+
+  /**
+   * A device ID chosen by the client (`device_id` at login and registration),
+   * or null when absent. 400 M_INVALID_PARAM for one over 255 characters (as
+   * Synapse for its own limit), and for one that could never be named as the
+   * {deviceId} of /devices/{deviceId}: "" (an empty path segment), "." and ".."
+   * (URL parsers remove those segments, even percent-encoded as %2E). Any
+   * other string is fine: percent-encoding carries it through the path.
+   */
+  deviceId(name: string): string | null {
+    const v = this.optionalString(name);
+    if (v === null) return null;
+    if (v === '' || v === '.' || v === '..') throw invalidParam(`${name} cannot be empty, "." or ".."`);
+    if (v.length > MAX_DEVICE_ID) throw invalidParam(`${name} must be at most ${MAX_DEVICE_ID} characters`);
+    return v;
   }
 
   boolean(name: string, fallback: boolean): boolean {

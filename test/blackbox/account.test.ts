@@ -279,9 +279,11 @@ describe.each(backends())('account (%s)', (backend) => {
       expect(res.status).toBe(200);
       expect(res.body).toEqual({ id_server_unbind_result: 'success' });
 
+      // Deactivation removes the password, so a login answers as a wrong password would
+      // (M_USER_DEACTIVATED would tell anyone that the account existed).
       const login = await loginStatus('deact_me', PW);
       expect(login.status).toBe(403);
-      expect(login.body.errcode).toBe('M_USER_DEACTIVATED');
+      expect(login.body.errcode).toBe('M_FORBIDDEN');
       for (const t of [u.a, u.b, u.c]) await expectDead(t.access_token);
       const refresh = await hs.request('POST', `${V3}/refresh`, { body: { refresh_token: u.c.refresh_token } });
       expect(refresh.status).toBe(401);

@@ -52,13 +52,14 @@ describe.each(backends())('devices (%s)', (backend) => {
       const byId = new Map(devices.map((d) => [d.device_id, d]));
       expect(byId.get(reg.device_id)!.display_name).toBe('Laptop');
       expect(byId.get(phone.device_id)!.display_name).toBe('Phone');
-      expect(byId.get(unnamed.device_id)!.display_name).toBeUndefined();
+      // Present and null when unknown, as Synapse sends it (matrix-nio needs the key).
+      expect(byId.get(unnamed.device_id)!.display_name).toBeNull();
       for (const d of devices) {
         expect(typeof d.last_seen_ts).toBe('number');
         expect(d.last_seen_ts as number).toBeGreaterThanOrEqual(start - 1000);
         expect(d.last_seen_ts as number).toBeLessThanOrEqual(Date.now() + 1000);
         expect(d.last_seen_ip).toMatch(/127\.0\.0\.1|::1/);
-        expect(Object.keys(d).sort()).toEqual(Object.keys(d).filter((k) => ['device_id', 'display_name', 'last_seen_ip', 'last_seen_ts'].includes(k)).sort());
+        expect(Object.keys(d).sort()).toEqual(['device_id', 'display_name', 'last_seen_ip', 'last_seen_ts']);
       }
     });
 
@@ -117,7 +118,7 @@ describe.each(backends())('devices (%s)', (backend) => {
 
       expect((await put({ display_name: null })).status).toBe(200);
       expect((await deviceRow(reg.user_id, reg.device_id)).display_name).toBeNull();
-      expect((await get()).display_name).toBeUndefined();
+      expect((await get()).display_name).toBeNull();
 
       // An empty string is a name like any other.
       expect((await put({ display_name: '' })).status).toBe(200);
@@ -138,9 +139,9 @@ describe.each(backends())('devices (%s)', (backend) => {
       expect(await devicesOf(reg.user_id)).toEqual([reg.device_id]);
     });
 
-    it('refuses a display_name of the wrong type or over 1024 characters with M_BAD_JSON, changing nothing', async () => {
+    it('refuses a display_name of the wrong type with M_BAD_JSON, changing nothing', async () => {
       const reg = await hs.register('dev_renamebad', undefined, { initial_device_display_name: 'Keep' });
-      for (const display_name of [42, true, ['a'], { name: 'a' }, 'x'.repeat(1025)]) {
+      for (const display_name of [42, true, ['a'], { name: 'a' }]) {
         const res = await hs.request('PUT', path(reg.device_id), { token: reg.access_token, body: { display_name } });
         expect(res.status, JSON.stringify(display_name).slice(0, 40)).toBe(400);
         expect(res.body.errcode).toBe('M_BAD_JSON');
@@ -149,8 +150,7 @@ describe.each(backends())('devices (%s)', (backend) => {
       expect(notObject.status).toBe(400);
       expect(notObject.body.errcode).toBe('M_BAD_JSON');
       expect((await deviceRow(reg.user_id, reg.device_id)).display_name).toBe('Keep');
-      // 1024 characters is fine.
-      expect((await hs.request('PUT', path(reg.device_id), { token: reg.access_token, body: { display_name: 'y'.repeat(1024) } })).status).toBe(200);
+      // (Over-long names are auth-faults.test.ts's: 400 M_TOO_LARGE.)
     });
   });
 

@@ -138,7 +138,6 @@ describe.each(backends())('login (%s)', (backend) => {
       ['identifier.user is missing', { type: 'm.login.password', identifier: { type: 'm.id.user' }, password: DEFAULT_PASSWORD }],
       ['the legacy user is a boolean', { type: 'm.login.password', user: true, password: DEFAULT_PASSWORD }],
       ['device_id is a number', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD, device_id: 5 }],
-      ['device_id is over 255 characters', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD, device_id: 'D'.repeat(256) }],
       ['refresh_token is a string', { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'lou' }, password: DEFAULT_PASSWORD, refresh_token: 'true' }],
       [
         'initial_device_display_name is a number',
@@ -157,7 +156,7 @@ describe.each(backends())('login (%s)', (backend) => {
       });
     });
 
-    it('refuses a deactivated account with 403 M_USER_DEACTIVATED', async () => {
+    it('refuses a deactivated account as a wrong password: 403 M_FORBIDDEN, not M_USER_DEACTIVATED', async () => {
       const reg = await hs.register('dea');
       const res = await hs.request('POST', `${V3}/account/deactivate`, {
         token: reg.access_token,
@@ -166,7 +165,9 @@ describe.each(backends())('login (%s)', (backend) => {
       expect(res.status).toBe(200);
       await expectNoChange(hs, async () => {
         const again = await login({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'dea' }, password: DEFAULT_PASSWORD });
-        expectMatrixError(again, 403, 'M_USER_DEACTIVATED');
+        // Deactivation removed the password: saying "deactivated" would tell anyone the account existed.
+        expectMatrixError(again, 403, 'M_FORBIDDEN');
+        expect(again.body.error).toBe('Invalid username or password');
       });
       expect(await countRows(hs, 'devices', { user_id: '@dea:test.local' })).toBe(0);
     });

@@ -7,8 +7,8 @@ import type { Knex } from 'knex';
 import type { Config } from '../../config/types.js';
 import type { PasswordHasher } from '../../crypto/passwords.js';
 import { constantTimeEqual, randomString } from '../../crypto/tokens.js';
-import { checkNewLocalpart } from '../../domain/user-ids.js';
-import { forbidden, MatrixError } from '../../errors.js';
+import { newLocalpart } from '../../domain/user-ids.js';
+import { forbidden, invalidParam, MatrixError } from '../../errors.js';
 import * as Nonces from '../../repositories/registration-nonces.js';
 import { createAccount, userInUse } from '../accounts.js';
 import { checkPassword } from '../password-policy.js';
@@ -17,12 +17,17 @@ import type { SessionHandler } from '../sessions.js';
 /** Synapse keeps nonces for 60 seconds. */
 const NONCE_LIFETIME_MS = 60_000;
 
+/** The user types Synapse knows (UserTypes.ALL_USER_TYPES). */
+const USER_TYPES: readonly string[] = ['support', 'bot'];
+
 export interface SharedSecretRegistration {
   nonce: string;
+  /** As sent: the MAC covers it so; the account gets it down-cased. */
   username: string;
   password: string;
   admin: boolean;
   displayname: string | null;
+  /** null, or one of USER_TYPES. Checked and covered by the MAC, but not stored yet (no column for it). */
   userType: string | null;
   mac: string;
 }
@@ -51,8 +56,22 @@ export class SharedSecretRegistrationHandler {
     return { nonce };
   }
 
+  /**
+   * POST /_synapse/admin/v1/register. Checks in Synapse's order: the nonce
+   * (spent, right or wrong), then the MAC, then the username. Errors: 400
+   * M_INVALID_PARAM (unknown user_type; the nonce is kept), 400 M_UNKNOWN
+   * (unknown, spent or expired nonce; not enabled), 403 M_FORBIDDEN (wrong
+   * MAC), 400 M_INVALID_USERNAME, 400 M_USER_IN_USE.
+   */
   async register(req: SharedSecretRegistration) {
     const secret = this.secret();
+    // As Synapse, an unknown user_type is refused before the MAC is compared, so that it is
+    // not reported as a wrong MAC. Unlike Synapse, before the nonce is spent: like a
+    // field of the wrong type, it is malformed input.
+    if (req.userType !== null && !USER_TYPES.includes(req.userType))
+      throw invalidParam(`Invalid user type: must be one of ${USER_TYPES.join(', ')}`);
+    // The MAC covers the fields as sent (register_new_matrix_user computes it before any
+    // down-casing): `nonce\0username\0password\0admin|notadmin[\0user_type]`.
     const parts = [req.nonce, req.username, req.password, req.admin ? 'admin' : 'notadmin'];
     if (req.userType !== null) parts.push(req.userType);
     const expected = createHmac('sha1', secret).update(parts.join('\x00'), 'utf8').digest('hex');
@@ -60,11 +79,13 @@ export class SharedSecretRegistrationHandler {
     if (!(await Nonces.consumeNonce(this.db, req.nonce, this.clock()))) throw new MatrixError(400, 'M_UNKNOWN', 'unrecognised nonce');
     if (!constantTimeEqual(expected, req.mac.toLowerCase())) throw forbidden('HMAC incorrect');
 
-    checkNewLocalpart(req.username, this.config.server_name);
+    // As Synapse: the localpart is the username down-cased.
+    const localpart = newLocalpart(req.username, this.config.server_name);
     checkPassword(req.password, { ...this.config.password_config.policy, enabled: false });
     const passwordHash = await this.hasher.hash(req.password);
     return this.db.transaction(async (trx) => {
-      const account = { localpart: req.username, passwordHash, isAdmin: req.admin, isGuest: false, displayname: req.displayname ?? req.username };
+      // As Synapse: the display name defaults to the localpart.
+      const account = { localpart, passwordHash, isAdmin: req.admin, isGuest: false, displayname: req.displayname ?? localpart };
       const userId = await createAccount(trx, this.config.server_name, account, this.clock());
       if (!userId) throw userInUse();
       const session = await this.sessions.issue(trx, { userId, deviceId: null, displayName: null, wantRefreshToken: false, ip: null, userAgent: null });

@@ -24,6 +24,8 @@ export function accessTokenOf(ctx: Context, logger: Logger): string | null {
 export interface AuthOptions {
   /** Guests may call this endpoint. */
   allowGuests?: boolean;
+  /** An expired token (soft logout) is accepted too: for /logout and /logout/all only. */
+  allowExpired?: boolean;
 }
 
 /** Requires a valid access token and puts the requester in ctx.state.requester. */
@@ -31,7 +33,7 @@ export function requireAuth(sessions: SessionHandler, logger: Logger, opts: Auth
   return async (ctx: Context, next: Next) => {
     const token = accessTokenOf(ctx, logger);
     if (!token) throw missingToken();
-    const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null);
+    const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, { allowExpired: opts.allowExpired ?? false });
     if (requester.isGuest && !opts.allowGuests)
       throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
     ctx.state.requester = requester;

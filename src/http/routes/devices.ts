@@ -13,7 +13,6 @@ import { Fields, jsonObject } from '../validate.js';
 
 /** Bounds on what one request may name, so a request cannot make unbounded work. */
 const MAX_DEVICES_PER_REQUEST = 1000;
-const MAX_DEVICE_NAME = 1024;
 
 /** The {deviceId} of the path. One that no device can have (too long, NUL) is not found. */
 function deviceIdParam(ctx: Context): string {
@@ -39,8 +38,8 @@ export function deviceRoutes(router: Router, devices: DeviceHandler, sessions: S
   router.put(clientPaths('/devices/:deviceId'), authOrGuest, async (ctx) => {
     const deviceId = deviceIdParam(ctx);
     const body = jsonObject(ctx);
-    // Absent leaves the name as it is; null clears it.
-    const name = body.display_name === undefined ? undefined : new Fields(body).optionalString('display_name', { maxLength: MAX_DEVICE_NAME });
+    // Absent leaves the name as it is; null clears it; over 100 characters is 400 M_TOO_LARGE.
+    const name = body.display_name === undefined ? undefined : new Fields(body).deviceDisplayName('display_name');
     reply(ctx, 200, await devices.rename(requesterOf(ctx), deviceId, name));
   });
 

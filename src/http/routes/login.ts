@@ -21,8 +21,8 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
       type: f.string('type', { maxLength: 255 }),
       password: f.optionalString('password'),
       identifier: { identifier: body.identifier, user: body.user },
-      deviceId: f.optionalString('device_id', { maxLength: 255 }),
-      initialDeviceDisplayName: f.optionalString('initial_device_display_name', { maxLength: 1024 }),
+      deviceId: f.deviceId('device_id'),
+      initialDeviceDisplayName: f.deviceDisplayName('initial_device_display_name'),
       refreshToken: f.boolean('refresh_token', false),
       ip: ctx.ip,
       userAgent: ctx.get('user-agent') || null,
@@ -30,7 +30,9 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
     reply(ctx, 200, result);
   });
 
-  const auth = requireAuth(sessions, logger, { allowGuests: true });
+  // As Synapse: an expired access token (soft logout) may still sign out, so that a client
+  // can clean up instead of leaving the device behind. Unknown and revoked tokens may not.
+  const auth = requireAuth(sessions, logger, { allowGuests: true, allowExpired: true });
 
   // POST /_matrix/client/v3/logout
   router.post(clientPaths('/logout'), auth, async (ctx) => {

@@ -15,7 +15,7 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
     if (kind !== 'user' && kind !== 'guest') throw new MatrixError(400, 'M_UNRECOGNIZED', 'kind must be "user" or "guest"');
     const f = new Fields(jsonObject(ctx));
     const client = { ip: ctx.ip, userAgent: ctx.get('user-agent') || null };
-    const initialDeviceDisplayName = f.optionalString('initial_device_display_name', { maxLength: 1024 });
+    const initialDeviceDisplayName = f.deviceDisplayName('initial_device_display_name');
     if (kind === 'guest') {
       // Spec: a guest registration ignores every parameter but initial_device_display_name.
       reply(ctx, 200, await registration.registerGuest({ initialDeviceDisplayName, ...client }));
@@ -25,7 +25,7 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
       // Up to 512 as Synapse; longer than a user ID allows is then M_INVALID_USERNAME.
       username: f.optionalString('username', { maxLength: 512 }),
       password: f.optionalString('password'),
-      deviceId: f.optionalString('device_id', { maxLength: 255 }),
+      deviceId: f.deviceId('device_id'),
       initialDeviceDisplayName,
       // Absent (null) is not false: an earlier request of the UIA session may have set them.
       inhibitLogin: f.has('inhibit_login') ? f.boolean('inhibit_login', false) : null,

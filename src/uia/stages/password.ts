@@ -4,7 +4,7 @@
 
 import type { PasswordHasher } from '../../crypto/passwords.js';
 import { badJson, forbidden, MatrixError, missingParam } from '../../errors.js';
-import { attemptsKey, userFromIdentifier, userIdFor } from '../../domain/user-ids.js';
+import { attemptsKey, namedUser } from '../../domain/user-ids.js';
 import { findUser } from '../../repositories/users.js';
 import type { RateLimiter } from '../../ratelimit/limiter.js';
 import type { StageContext, StageOutcome, UiaStage } from '../types.js';
@@ -23,12 +23,16 @@ export class PasswordStage implements UiaStage {
     if (userId === null) return { ok: false, error: forbidden('Password authentication needs a signed-in user') };
     if (auth.password === undefined || auth.password === null) throw missingParam('Missing parameter: auth.password');
     if (typeof auth.password !== 'string') throw badJson('auth.password must be a string');
+    if (auth.password.includes('\u0000')) throw badJson('auth.password must not contain NUL characters');
     // Clients may leave the identifier out; it then means the signed-in user.
     if (auth.identifier !== undefined || auth.user !== undefined) {
-      const localpart = userFromIdentifier(auth, this.serverName);
+      const named = namedUser(auth, this.serverName);
+      // Naming someone else (another local user, or a user of another server) is a plain 403,
+      // not a failed stage to retry, and is refused before any password is checked: Synapse
+      // checks the other user's password first, which lets a caller test it.
       // Sign-in names are matched without regard to case (as at login).
-      if (attemptsKey(userIdFor(localpart, this.serverName)) !== attemptsKey(userId))
-        return { ok: false, error: forbidden('The identifier does not match the signed-in user') };
+      if (!named || attemptsKey(named.userId) !== attemptsKey(userId))
+        throw forbidden('The identifier does not name the signed-in user');
     }
     // Counted before the check, so parallel guesses cannot all slip under the limit;
     // given back when the password turns out right.

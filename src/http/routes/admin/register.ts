@@ -14,11 +14,13 @@ export function adminRegisterRoutes(router: Router, handler: SharedSecretRegistr
     const f = new Fields(jsonObject(ctx));
     const result = await handler.register({
       nonce: f.string('nonce', { maxLength: 64 }),
-      username: f.string('username', { maxLength: 255 }),
+      // Up to 512 as Synapse (and /register); longer than a user ID allows is then M_INVALID_USERNAME.
+      username: f.string('username', { maxLength: 512 }),
       password: f.string('password', { maxLength: 512 }),
       admin: f.boolean('admin', false),
       displayname: f.optionalString('displayname', { maxLength: 256 }),
-      userType: f.optionalString('user_type', { maxLength: 64 }),
+      // Any string: the handler refuses an unknown type with M_INVALID_PARAM, whatever its length.
+      userType: f.optionalString('user_type'),
       mac: f.string('mac', { maxLength: 128 }),
     });
     reply(ctx, 200, result);
