@@ -6,7 +6,7 @@ import { canonicalJson } from '../crypto/canonical-json.js';
 import { randomString } from '../crypto/tokens.js';
 import { badJson, forbidden, MatrixError } from '../errors.js';
 import * as Sessions from '../repositories/uia-sessions.js';
-import type { CompletedAuth, SecretHasher, UiaOperation, UiaStage } from './types.js';
+import type { CompletedAuth, SecretHasher, StageOutcome, UiaOperation, UiaStage } from './types.js';
 
 export type Flow = string[];
 
@@ -60,7 +60,13 @@ export class UiaEngine {
     if (auth.session !== undefined && typeof auth.session !== 'string') throw badJson('auth.session must be a string');
     if (auth.type !== undefined && typeof auth.type !== 'string') throw badJson('auth.type must be a string');
 
+    // A stage no flow offers is refused before any session is made or touched.
+    const stage = typeof auth.type === 'string' ? this.stages.get(auth.type) : undefined;
+    if (typeof auth.type === 'string' && (!stage || !flows.some((f) => f.includes(auth.type as string))))
+      throw new MatrixError(400, 'M_UNRECOGNIZED', `Unrecognised login type ${auth.type}`);
+
     let session: Sessions.UiaSessionRow;
+    let startedHere = false;
     if (typeof auth.session === 'string') {
       // Session IDs are 24 letters and digits; anything else cannot name one.
       const row = /^[A-Za-z0-9]{1,64}$/.test(auth.session) ? await Sessions.findSession(this.db, auth.session) : null;
@@ -71,6 +77,7 @@ export class UiaEngine {
       // No session: start one and try the stage in this same request, so that a
       // single `m.login.dummy` request can register (as test suites do).
       session = await this.newSession(operation, now);
+      startedHere = true;
     }
 
     const sessionId = session.session_id;
@@ -81,11 +88,16 @@ export class UiaEngine {
     if (session.result !== null)
       return { sessionId, completed, stageState, operation, params, secretHashes, previous: { result: session.result } };
 
-    if (typeof auth.type === 'string') {
-      const stage = this.stages.get(auth.type);
-      if (!stage || !flows.some((f) => f.includes(auth.type as string)))
-        throw new MatrixError(400, 'M_UNRECOGNIZED', `Unrecognised login type ${auth.type}`);
-      const outcome = await stage.check(auth, { db: this.db, operation, sessionId, state: stageState[stage.type], now });
+    if (stage) {
+      let outcome: StageOutcome;
+      try {
+        outcome = await stage.check(auth, { db: this.db, operation, sessionId, state: stageState[stage.type], now });
+      } catch (err) {
+        // A stage throws for a request it refuses outright (malformed, or not the caller's to
+        // make): a session this request started for it has no use and must not linger.
+        if (startedHere) await Sessions.deleteSession(this.db, sessionId);
+        throw err;
+      }
       if (!outcome.ok) throw await this.challenge(operation, flows, sessionId, completed, outcome.error);
       await Sessions.recordStage(this.db, sessionId, stage.type, outcome.state);
       if (!completed.includes(stage.type)) completed = [...completed, stage.type];

@@ -242,6 +242,25 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
     expect(count.seen).toEqual([]);
   });
 
+  it('opens no session for a request whose stage throws or that names a stage no flow offers', async () => {
+    const throwing: UiaStage = {
+      type: 'test.throws',
+      check: async () => {
+        throw new MatrixError(403, 'M_FORBIDDEN', 'not yours');
+      },
+    };
+    const e = new UiaEngine(db, [throwing, secret], LIFETIME, hasher, clock);
+    const thrown = await rejection(e.authenticate(op({ secrets: { pw: 'x-secret' } }), [['test.throws']], { type: 'test.throws' }));
+    expect(thrown.status).toBe(403);
+    const unknown = await rejection(e.authenticate(op(), [['test.throws']], { type: 'test.secret', secret: 'open' }));
+    expect(unknown.errcode).toBe('M_UNRECOGNIZED');
+    expect(await sessionRows()).toBe(0);
+    // A session the client already has survives its stage throwing.
+    const s = (await challengeOf(e.authenticate(op(), [['test.throws']], undefined))).session;
+    expect((await rejection(e.authenticate(op(), [['test.throws']], { type: 'test.throws', session: s }))).status).toBe(403);
+    expect(await sessionRows()).toBe(1);
+  });
+
   it('refuses auth that is not an object, and session/type of the wrong type, with M_BAD_JSON, opening no session', async () => {
     for (const auth of ['m.login.password', 42, true, [], [{ type: 'test.secret' }], { session: 5 }, { type: ['test.secret'] }, { type: 'test.secret', session: {} }]) {
       const err = await rejection(engine.authenticate(op(), ONE, auth));
