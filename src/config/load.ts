@@ -353,6 +353,8 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     refreshable_access_token_lifetime: root.duration('refreshable_access_token_lifetime', 5 * 60_000),
     refresh_token_lifetime: root.duration('refresh_token_lifetime', null),
     nonrefreshable_access_token_lifetime: root.duration('nonrefreshable_access_token_lifetime', null),
+    // Synapse: a sign-in lasts forever unless this caps it, refreshed or not.
+    session_lifetime: root.duration('session_lifetime', null),
     ui_auth_session_lifetime: 0,
     max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
   };
