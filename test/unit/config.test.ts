@@ -413,10 +413,17 @@ describe('unknown and Synapse-only keys', () => {
       url_preview_ip_range_blacklist: [],
       listeners: [{ port: 8008, tls: false, type: 'http', x_forwarded: true, resources: [{ names: ['client', 'federation'], compress: false }] }],
       database: { name: 'psycopg2', allow_unsafe_locale: true, args: { keepalives_idle: 10, keepalives_interval: 10, keepalives_count: 3 } },
-      password_config: { localdb_enabled: true, pepper: 'p' },
+      password_config: { localdb_enabled: true },
       ui_auth: { session_timeout: '15s' },
+      disable_msisdn_registration: true,
     });
     expect(warnings).toEqual([]);
+  });
+
+  it('warns about password_config.pepper: the hashes carry no pepper', () => {
+    const { config, warnings } = build({ password_config: { pepper: 'p' } });
+    expect(warnings).toEqual(['unknown configuration key "password_config.pepper" is ignored']);
+    expect(config.password_config.enabled).toBe(true);
   });
 });
 
