@@ -1,11 +1,15 @@
 // Reads homeserver.yaml, applies defaults and validates it. Every problem is
 // reported with the key's path; unknown keys are warnings, not errors, so a
-// Synapse config carries over (keys for features Gatehouse lacks are ignored).
+// Synapse config carries over (keys for features Gatehouse lacks are ignored),
+// except keys that would restrict access in ways Gatehouse cannot honour
+// (restrictive-keys.ts): those stop the server, which must never be more open
+// than its config says.
 
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit, SupportContact, WellKnownSupport } from './types.js';
+import { refuseRestrictiveKeys } from './restrictive-keys.js';
 import { parseDuration, parseSize } from './units.js';
 
 export class ConfigError extends Error {
@@ -38,6 +42,11 @@ class Section {
 
   has(k: string): boolean {
     return this.raw[k] !== undefined && this.raw[k] !== null;
+  }
+
+  /** The raw value, without marking the key as read. */
+  peek(k: string): unknown {
+    return this.raw[k];
   }
 
   /** Marks keys Gatehouse knows but does not act on, so they raise no warning. */
@@ -285,7 +294,11 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     require_lowercase: pol.boolean('require_lowercase', false),
     require_uppercase: pol.boolean('require_uppercase', false),
   };
-  pw.accept('localdb_enabled', 'pepper');
+  // `localdb_enabled: true` is what Gatehouse does; any other value is refused (restrictive-keys.ts).
+  // `pepper` is not accepted quietly: Gatehouse's hashes carry none, which the admin should hear of.
+  pw.accept('localdb_enabled');
+  // Synapse's third value, only_for_reauth, is refused as not supported (restrictive-keys.ts), not as a type error.
+  const passwordEnabled = pw.peek('enabled') === 'only_for_reauth' ? (pw.accept('enabled'), false) : pw.boolean('enabled', true);
 
   const a2 = track(root.section('argon2'));
   const rcLogin = track(root.section('rc_login'));
@@ -331,7 +344,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     serve_server_wellknown: root.boolean('serve_server_wellknown', false),
     well_known_server: wellKnownServer(root, errors),
     well_known_support: wellKnownSupport(track(root.section('well_known_support')), root.has('well_known_support'), errors),
-    password_config: { enabled: pw.boolean('enabled', true), policy },
+    password_config: { enabled: passwordEnabled, policy },
     argon2: {
       // What Conduit, tuwunel and MAS use: 19 MiB, two passes, one lane (OWASP's minimum).
       memory_cost: a2.number('memory_cost', 19456, { integer: true, min: 1024, max: 4194304 }),
@@ -353,6 +366,8 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     refreshable_access_token_lifetime: root.duration('refreshable_access_token_lifetime', 5 * 60_000),
     refresh_token_lifetime: root.duration('refresh_token_lifetime', null),
     nonrefreshable_access_token_lifetime: root.duration('nonrefreshable_access_token_lifetime', null),
+    // Synapse: a sign-in lasts forever unless this caps it, refreshed or not.
+    session_lifetime: root.duration('session_lifetime', null),
     ui_auth_session_lifetime: 0,
     max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
   };
@@ -361,7 +376,11 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   config.ui_auth_session_lifetime = uiAuth.duration('session_lifetime', 48 * 3_600_000) ?? 48 * 3_600_000;
   uiAuth.accept('session_timeout');
 
-  if (config.enable_registration && !config.enable_registration_without_verification) {
+  const refusals = refuseRestrictiveKeys(raw);
+  errors.push(...refusals.problems);
+
+  // A refused verification step (registration tokens, CAPTCHA...) says what is wrong already.
+  if (config.enable_registration && !config.enable_registration_without_verification && !refusals.gatesRegistration) {
     // As Synapse: open registration with no verification step must be asked for explicitly.
     errors.push(
       'enable_registration: open registration without any verification lets anyone create accounts; ' +
@@ -374,6 +393,8 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     'report_stats', 'pid_file', 'log_config', 'media_store_path', 'macaroon_secret_key', 'form_secret',
     'trusted_key_servers', 'suppress_key_server_warning', 'bcrypt_rounds', 'url_preview_enabled',
     'enable_metrics', 'presence', 'federation_ip_range_blacklist', 'url_preview_ip_range_blacklist',
+    // Gatehouse offers no registration by phone number, so this always holds.
+    'disable_msisdn_registration',
   );
 
   if (errors.length) throw new ConfigError(errors);

@@ -58,6 +58,8 @@ rc_registration: { per_second: 0.17, burst_count: 3 }
 # Lifetime of access tokens issued with a refresh token, and of refresh tokens.
 refreshable_access_token_lifetime: 5m
 # refresh_token_lifetime: 30d
+# How long a sign-in lasts, refreshed or not; then the user signs in again.
+# session_lifetime: 30d
 
 # admin_contact: "mailto:admin@${opts.serverName}"
 log_level: info

@@ -84,6 +84,11 @@ export interface Config {
   refreshable_access_token_lifetime: number | null;
   refresh_token_lifetime: number | null;
   nonrefreshable_access_token_lifetime: number | null;
+  /**
+   * How long a sign-in lasts from login or registration, refreshed or not (ms);
+   * null = forever. Every token of the sign-in expires by then (Synapse's key).
+   */
+  session_lifetime: number | null;
   /** How long a user-interactive auth session lives (ms). */
   ui_auth_session_lifetime: number;
 

@@ -48,7 +48,10 @@ export class SessionHandler {
 
   constructor(
     private readonly db: Knex,
-    private readonly config: Pick<Config, 'refreshable_access_token_lifetime' | 'refresh_token_lifetime' | 'nonrefreshable_access_token_lifetime'>,
+    private readonly config: Pick<
+      Config,
+      'refreshable_access_token_lifetime' | 'refresh_token_lifetime' | 'nonrefreshable_access_token_lifetime' | 'session_lifetime'
+    >,
     /** Finds an access token by hash; app.ts picks the fastest lookup the database allows. */
     private readonly lookupToken: (tokenHash: string) => Promise<Tokens.AccessTokenWithUser | null> = (h) =>
       Tokens.findAccessTokenWithUser(db, h),
@@ -58,6 +61,9 @@ export class SessionHandler {
   /**
    * Creates (or reuses) the device and gives it a fresh token pair. Signing in
    * again on an existing device ID ends that device's earlier tokens, as the spec asks.
+   * Every sign-in (login, registration, guests, shared-secret registration, the
+   * CLI's admin) comes through here, so here its end is set: now +
+   * session_lifetime, when that is configured.
    */
   async issue(q: Knex, req: SessionRequest): Promise<IssuedSession> {
     const now = this.clock();
@@ -69,38 +75,56 @@ export class SessionHandler {
       { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: clientAddress(req.ip), user_agent: req.userAgent },
       now,
     );
-    return (await this.issueTokens(q, req.userId, deviceId, req.wantRefreshToken, now)).issued;
+    // As Synapse, the end is fixed at sign-in: a later change of session_lifetime leaves it be.
+    // (Synapse refuses session_lifetime for guests; here guests' sign-ins end too, the closed choice.)
+    const sessionEnd = this.config.session_lifetime === null ? null : now + this.config.session_lifetime;
+    return (await this.issueTokens(q, req.userId, deviceId, req.wantRefreshToken, now, sessionEnd)).issued;
   }
 
+  /**
+   * Makes the access token (and, when asked for and configured, the refresh
+   * token) of a sign-in. `sessionEnd` (ms since the epoch, null = never) caps
+   * both tokens' expiry and is stored with the refresh token, so that the
+   * tokens /refresh gives out inherit it. `expires_in_ms` is sent whenever
+   * the access token expires, counted from `now` (as Synapse).
+   */
   private async issueTokens(
     q: Knex,
     userId: string,
     deviceId: string,
     wantRefresh: boolean,
     now: number,
+    sessionEnd: number | null,
   ): Promise<{ issued: IssuedSession; refreshTokenId: number | null }> {
+    const clip = (expiry: number | null) => (sessionEnd === null ? expiry : Math.min(expiry ?? sessionEnd, sessionEnd));
+    const after = (lifetime: number | null) => (lifetime === null ? null : now + lifetime);
     const accessToken = newToken('access');
     let refreshToken: string | undefined;
     let refreshTokenId: number | null = null;
-    let lifetime = this.config.nonrefreshable_access_token_lifetime;
+    let accessExpiry = clip(after(this.config.nonrefreshable_access_token_lifetime));
     if (wantRefresh && this.config.refreshable_access_token_lifetime !== null) {
       refreshToken = newToken('refresh');
-      lifetime = this.config.refreshable_access_token_lifetime;
-      const rtl = this.config.refresh_token_lifetime;
+      accessExpiry = clip(after(this.config.refreshable_access_token_lifetime));
       refreshTokenId = await Tokens.insertRefreshToken(
         q,
-        { token_hash: hashToken(refreshToken), user_id: userId, device_id: deviceId, expires_ts: rtl === null ? null : now + rtl },
+        {
+          token_hash: hashToken(refreshToken),
+          user_id: userId,
+          device_id: deviceId,
+          expires_ts: clip(after(this.config.refresh_token_lifetime)),
+          ultimate_session_expiry_ts: sessionEnd,
+        },
         now,
       );
     }
     await Tokens.insertAccessToken(
       q,
-      { token_hash: hashToken(accessToken), user_id: userId, device_id: deviceId, refresh_token_id: refreshTokenId, expires_ts: lifetime === null ? null : now + lifetime },
+      { token_hash: hashToken(accessToken), user_id: userId, device_id: deviceId, refresh_token_id: refreshTokenId, expires_ts: accessExpiry },
       now,
     );
     const issued: IssuedSession = { access_token: accessToken, device_id: deviceId };
     if (refreshToken !== undefined) issued.refresh_token = refreshToken;
-    if (lifetime !== null) issued.expires_in_ms = lifetime;
+    if (accessExpiry !== null) issued.expires_in_ms = Math.max(0, accessExpiry - now);
     return { issued, refreshTokenId };
   }
 
@@ -150,7 +174,10 @@ export class SessionHandler {
    * working (a client may retry after a lost response) until the new access
    * or refresh token is first used; then it is deleted (spec: /refresh). A
    * retry replaces the unused pair made last time, so one refresh token has at
-   * most one live successor.
+   * most one live successor. The new pair ends with the sign-in (session_lifetime).
+   * Errors: 401 M_UNKNOWN_TOKEN (soft_logout false) for a token that is unknown,
+   * expired, or whose sign-in has ended (spec: /refresh; Synapse says 403 M_FORBIDDEN
+   * for the last two).
    */
   async refresh(refreshToken: string): Promise<Omit<IssuedSession, 'device_id'>> {
     const hash = hashToken(refreshToken);
@@ -159,6 +186,8 @@ export class SessionHandler {
       // Locked (PostgreSQL) for the rest of the transaction: parallel refreshes of one token take turns.
       const row = await Tokens.findRefreshToken(trx, hash);
       if (!row) throw unknownToken('Unknown refresh token');
+      const sessionEnd = row.ultimate_session_expiry_ts;
+      if (sessionEnd !== null && sessionEnd <= now) throw unknownToken('The session has ended; sign in again');
       if (row.expires_ts !== null && row.expires_ts <= now) throw unknownToken('Refresh token has expired');
       // Lock the device too: a logout racing this refresh either waits for it (and then ends the
       // new pair as well) or has deleted the device already (and this refresh fails).
@@ -166,7 +195,7 @@ export class SessionHandler {
       // Using this token retires the one it was exchanged for.
       await Tokens.deletePredecessorRefreshTokens(trx, row.id);
       if (row.next_token_id !== null) await Tokens.deleteRefreshTokenWithAccessTokens(trx, row.next_token_id);
-      const { issued, refreshTokenId } = await this.issueTokens(trx, row.user_id, row.device_id, true, now);
+      const { issued, refreshTokenId } = await this.issueTokens(trx, row.user_id, row.device_id, true, now, sessionEnd);
       await Tokens.linkNextRefreshToken(trx, row.id, refreshTokenId!);
       const { device_id: _sameDevice, ...pair } = issued;
       return pair;

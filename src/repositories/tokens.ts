@@ -20,6 +20,8 @@ export interface RefreshTokenRow {
   device_id: string;
   next_token_id: number | null;
   expires_ts: number | null;
+  /** When the sign-in this token belongs to ends (session_lifetime); null = never. Inherited by its successors. */
+  ultimate_session_expiry_ts: number | null;
 }
 
 const num = (v: unknown) => (v == null ? null : Number(v));
@@ -104,10 +106,12 @@ export async function insertAccessToken(
 
 export async function insertRefreshToken(
   q: Knex,
-  t: { token_hash: string; user_id: string; device_id: string; expires_ts: number | null },
+  t: { token_hash: string; user_id: string; device_id: string; expires_ts: number | null; ultimate_session_expiry_ts?: number | null },
   now: number,
 ): Promise<number> {
-  const [row] = await q('refresh_tokens').insert({ ...t, next_token_id: null, created_ts: now }).returning('id');
+  const [row] = await q('refresh_tokens')
+    .insert({ ...t, ultimate_session_expiry_ts: t.ultimate_session_expiry_ts ?? null, next_token_id: null, created_ts: now })
+    .returning('id');
   return Number(typeof row === 'object' ? row.id : row);
 }
 
@@ -126,6 +130,7 @@ export async function findRefreshToken(q: Knex, tokenHash: string): Promise<Refr
     device_id: r.device_id,
     next_token_id: num(r.next_token_id),
     expires_ts: num(r.expires_ts),
+    ultimate_session_expiry_ts: num(r.ultimate_session_expiry_ts),
   };
 }
 

@@ -84,6 +84,7 @@ describe('buildConfig defaults', () => {
     expect(config.refreshable_access_token_lifetime).toBe(5 * 60_000);
     expect(config.refresh_token_lifetime).toBeNull();
     expect(config.nonrefreshable_access_token_lifetime).toBeNull();
+    expect(config.session_lifetime).toBeNull();
     expect(config.ui_auth_session_lifetime).toBe(48 * 3_600_000);
     expect(config.max_request_body_size).toBe(1024 * 1024);
     expect(config.enable_set_displayname).toBe(true);
@@ -137,10 +138,16 @@ describe('durations and sizes', () => {
     [3000, 3000],
     [0, 0],
   ])('reads the duration %j as %d ms', (value, ms) => {
-    const { config } = build({ refreshable_access_token_lifetime: value, refresh_token_lifetime: value, nonrefreshable_access_token_lifetime: value });
+    const { config } = build({
+      refreshable_access_token_lifetime: value,
+      refresh_token_lifetime: value,
+      nonrefreshable_access_token_lifetime: value,
+      session_lifetime: value,
+    });
     expect(config.refreshable_access_token_lifetime).toBe(ms);
     expect(config.refresh_token_lifetime).toBe(ms);
     expect(config.nonrefreshable_access_token_lifetime).toBe(ms);
+    expect(config.session_lifetime).toBe(ms);
   });
 
   it('reads ui_auth.session_lifetime as a duration', () => {
@@ -149,6 +156,7 @@ describe('durations and sizes', () => {
 
   it.each(['5 minutes', '5x', '-5m', 'm', '', true, -1, [1], { m: 5 }])('rejects the duration %j, naming the key', (value) => {
     expect(problemOf({ refresh_token_lifetime: value })).toMatch(/^refresh_token_lifetime: expected a duration/);
+    expect(problemOf({ session_lifetime: value })).toMatch(/^session_lifetime: expected a duration/);
     expect(problemOf({ ui_auth: { session_lifetime: value } })).toMatch(/^ui_auth\.session_lifetime: expected a duration/);
   });
 
@@ -405,10 +413,17 @@ describe('unknown and Synapse-only keys', () => {
       url_preview_ip_range_blacklist: [],
       listeners: [{ port: 8008, tls: false, type: 'http', x_forwarded: true, resources: [{ names: ['client', 'federation'], compress: false }] }],
       database: { name: 'psycopg2', allow_unsafe_locale: true, args: { keepalives_idle: 10, keepalives_interval: 10, keepalives_count: 3 } },
-      password_config: { localdb_enabled: true, pepper: 'p' },
+      password_config: { localdb_enabled: true },
       ui_auth: { session_timeout: '15s' },
+      disable_msisdn_registration: true,
     });
     expect(warnings).toEqual([]);
+  });
+
+  it('warns about password_config.pepper: the hashes carry no pepper', () => {
+    const { config, warnings } = build({ password_config: { pepper: 'p' } });
+    expect(warnings).toEqual(['unknown configuration key "password_config.pepper" is ignored']);
+    expect(config.password_config.enabled).toBe(true);
   });
 });
 

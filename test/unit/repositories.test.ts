@@ -397,11 +397,12 @@ describe.each(backends())('repositories (%s)', (backend) => {
       const h2 = hash();
       const h3 = hash();
       const r1 = await insertRefreshToken(db, { token_hash: h1, user_id: uid, device_id: 'D', expires_ts: null }, T0);
-      const r2 = await insertRefreshToken(db, { token_hash: h2, user_id: uid, device_id: 'D', expires_ts: T0 + 1 }, T0);
+      const r2 = await insertRefreshToken(db, { token_hash: h2, user_id: uid, device_id: 'D', expires_ts: T0 + 1, ultimate_session_expiry_ts: T0 + 2 }, T0);
       const r3 = await insertRefreshToken(db, { token_hash: h3, user_id: uid, device_id: 'D', expires_ts: null }, T0);
       expect(new Set([r1, r2, r3]).size).toBe(3);
-      expect(await findRefreshToken(db, h1)).toEqual({ id: r1, token_hash: h1, user_id: uid, device_id: 'D', next_token_id: null, expires_ts: null });
+      expect(await findRefreshToken(db, h1)).toEqual({ id: r1, token_hash: h1, user_id: uid, device_id: 'D', next_token_id: null, expires_ts: null, ultimate_session_expiry_ts: null });
       expect((await findRefreshToken(db, h2))!.expires_ts).toBe(T0 + 1);
+      expect((await findRefreshToken(db, h2))!.ultimate_session_expiry_ts).toBe(T0 + 2);
       expect(await findRefreshToken(db, hash())).toBeNull();
 
       await linkNextRefreshToken(db, r1, r2);
