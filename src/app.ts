@@ -93,7 +93,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration);
   const login = new LoginHandler(db, config, sessions, hasher, limiters);
   const account = new AccountHandler(db, config, uia, hasher, sessions);
-  const devices = new DeviceHandler(db, uia, sessions);
+  const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
 
   const http = createHttpApp({

@@ -5,7 +5,7 @@ import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { forbidden, missingParam } from '../errors.js';
 import * as Users from '../repositories/users.js';
-import type { UiaEngine } from '../uia/engine.js';
+import type { Flow, UiaEngine } from '../uia/engine.js';
 import { checkPassword } from './password-policy.js';
 import type { Requester, SessionHandler } from './sessions.js';
 
@@ -13,8 +13,15 @@ import type { Requester, SessionHandler } from './sessions.js';
 export const hasSession = (auth: unknown): boolean =>
   typeof auth === 'object' && auth !== null && typeof (auth as { session?: unknown }).session === 'string';
 
-/** Operations on one's own account are confirmed with the password. */
-export const REAUTH_FLOWS = [['m.login.password']];
+/**
+ * How operations on one's own account are confirmed: with the password. As
+ * Synapse, `password_config.enabled: false` switches password authentication
+ * off entirely, re-authentication included: then no flow is offered and such
+ * operations cannot be authorised (there is no other stage yet).
+ */
+export function reauthFlows(config: Pick<Config, 'password_config'>): Flow[] {
+  return config.password_config.enabled ? [['m.login.password']] : [];
+}
 
 export class AccountHandler {
   constructor(
@@ -54,7 +61,7 @@ export class AccountHandler {
         secrets: req.newPassword === null ? {} : { new_password: req.newPassword },
         clientIp: req.ip,
       },
-      REAUTH_FLOWS,
+      reauthFlows(this.config),
       req.auth,
     );
     if (auth.previous) return {};
@@ -80,7 +87,7 @@ export class AccountHandler {
     if (req.idServer !== null) params.id_server = req.idServer;
     const auth = await this.uia.authenticate(
       { name: 'POST /account/deactivate', userId: requester.userId, params, clientIp: req.ip },
-      REAUTH_FLOWS,
+      reauthFlows(this.config),
       req.auth,
     );
     // Spec: "success" when the homeserver has no identifiers to unbind; Gatehouse binds none yet.

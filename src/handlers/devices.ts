@@ -1,11 +1,12 @@
 // The signed-in user's devices.
 
 import type { Knex } from 'knex';
+import type { Config } from '../config/types.js';
 import { missingParam, notFound } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
 import type { UiaEngine } from '../uia/engine.js';
 import type { CompletedAuth } from '../uia/types.js';
-import { hasSession, REAUTH_FLOWS } from './account.js';
+import { hasSession, reauthFlows } from './account.js';
 import type { Requester, SessionHandler } from './sessions.js';
 
 /**
@@ -28,6 +29,7 @@ function view(d: Devices.DeviceRow): DeviceView {
 export class DeviceHandler {
   constructor(
     private readonly db: Knex,
+    private readonly config: Pick<Config, 'password_config'>,
     private readonly uia: UiaEngine,
     private readonly sessions: SessionHandler,
   ) {}
@@ -82,7 +84,7 @@ export class DeviceHandler {
 
   // The session is bound to the devices named, so it cannot be reused for others.
   private authenticate(requester: Requester, operation: string, params: Record<string, unknown>, authDict: unknown, ip: string) {
-    return this.uia.authenticate({ name: operation, userId: requester.userId, params, clientIp: ip }, REAUTH_FLOWS, authDict);
+    return this.uia.authenticate({ name: operation, userId: requester.userId, params, clientIp: ip }, reauthFlows(this.config), authDict);
   }
 
   private async deleteDevices(requester: Requester, auth: CompletedAuth, deviceIds: string[]): Promise<void> {

@@ -333,4 +333,19 @@ describe.each(backends())('login with passwords disabled (%s)', (backend) => {
       expectMatrixError(res, 400, 'M_UNKNOWN');
     });
   });
+
+  it('offers no password re-authentication either (as Synapse): UIA operations have no flow to complete', async () => {
+    const me = await hs.register('nopw_reauth');
+    await expectNoChange(hs, async () => {
+      const bare = await hs.request('POST', `${V3}/account/deactivate`, { token: me.access_token, body: {} });
+      expect(bare.status).toBe(401);
+      expect(bare.body.flows).toEqual([]);
+      const withPassword = await hs.request('DELETE', `${V3}/devices/${me.device_id}`, {
+        token: me.access_token,
+        body: { auth: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'nopw_reauth' }, password: DEFAULT_PASSWORD } },
+      });
+      expectMatrixError(withPassword, 400, 'M_UNRECOGNIZED');
+    });
+    expect((await hs.request('GET', `${V3}/account/whoami`, { token: me.access_token })).status).toBe(200);
+  });
 });

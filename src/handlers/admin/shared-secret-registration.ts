@@ -89,7 +89,10 @@ export class SharedSecretRegistrationHandler {
       const userId = await createAccount(trx, this.config.server_name, account, this.clock());
       if (!userId) throw userInUse();
       const session = await this.sessions.issue(trx, { userId, deviceId: null, displayName: null, wantRefreshToken: false, ip: null, userAgent: null });
-      return { user_id: userId, home_server: this.config.server_name, access_token: session.access_token, device_id: session.device_id };
+      const response: Record<string, unknown> = { user_id: userId, home_server: this.config.server_name, access_token: session.access_token, device_id: session.device_id };
+      // As Synapse: the token's lifetime when it has one (e.g. session_lifetime).
+      if (session.expires_in_ms !== undefined) response.expires_in_ms = session.expires_in_ms;
+      return response;
     });
   }
 }
