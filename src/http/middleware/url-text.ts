@@ -4,7 +4,7 @@
 // escape (`%zz`, a lone `%`) is refused for the same reason.
 
 import type { Context, Next } from 'koa';
-import { MatrixError } from '../../errors.js';
+import { invalidParam } from '../../errors.js';
 
 /** A percent escape that is malformed or does not decode to UTF-8. */
 function isBadlyEncoded(component: string): boolean {
@@ -24,12 +24,10 @@ function isBadlyEncoded(component: string): boolean {
  */
 export function strictUrlText() {
   return async (ctx: Context, next: Next) => {
-    if (isBadlyEncoded(ctx.path))
-      throw new MatrixError(400, 'M_INVALID_PARAM', 'The request path is not percent-encoded UTF-8');
+    if (isBadlyEncoded(ctx.path)) throw invalidParam('The request path is not percent-encoded UTF-8');
     for (const part of ctx.querystring.split('&')) {
       // In a query string `+` stands for a space; it is never part of an escape.
-      if (isBadlyEncoded(part.replaceAll('+', ' ')))
-        throw new MatrixError(400, 'M_INVALID_PARAM', 'A query parameter is not percent-encoded UTF-8');
+      if (isBadlyEncoded(part.replaceAll('+', ' '))) throw invalidParam('A query parameter is not percent-encoded UTF-8');
     }
     await next();
   };
