@@ -23,6 +23,9 @@
 # Application service registrations (/complement/appservice) and config
 # overrides (/conf/homeserver.d) are not supported either.
 set -eu
+# Everything written here (the config with its shared secret, the database,
+# the signing key) is readable by its owner only.
+umask 077
 
 SERVER_NAME="${SERVER_NAME:-localhost}"
 DATA_ROOT="${GATEHOUSE_DATA_DIR:-/data}"

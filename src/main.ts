@@ -2,14 +2,15 @@
 // The `gatehouse` command: start, generate-config, migrate.
 
 import { randomBytes } from 'node:crypto';
-import { existsSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { Logger } from 'pino';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.js';
 import { configTemplate } from './config/template.js';
 import type { Config } from './config/types.js';
 import { randomString } from './crypto/tokens.js';
 import { migrateToLatest, openDatabase } from './db/database.js';
 import { createLogger } from './logger.js';
+import { createPrivateFile, openToOthers } from './private-files.js';
 
 const USAGE = `Usage: gatehouse <command> [options]
 
@@ -77,6 +78,7 @@ async function start(values: Record<string, string | boolean | undefined>) {
   const serverName = (values['server-name'] as string | undefined) ?? process.env.SERVER_NAME ?? 'localhost';
   const config = ephemeral ? ephemeralConfig(serverName, port) : readConfig(configPath(values.config as string | undefined));
   const logger = createLogger(config.log_level);
+  if (!ephemeral) warnAboutOpenFiles(config, logger);
   // Loaded here, not at the top, so that --help and generate-config answer at once.
   const { createGatehouse } = await import('./app.js');
   const gatehouse = await createGatehouse(config, { logger, ephemeralKey: ephemeral });
@@ -110,6 +112,22 @@ async function start(values: Record<string, string | boolean | undefined>) {
   process.on('SIGTERM', stop);
 }
 
+/**
+ * Gatehouse creates its database and signing key 0600; files made some other
+ * way are used as they are (an admin's choice is not undone silently), with a
+ * warning when other users may read them.
+ */
+function warnAboutOpenFiles(config: Config, logger: Logger) {
+  const files = [{ path: config.signing_key_path, what: 'signing key' }];
+  if (config.database.name === 'sqlite3' && config.database.args.database !== ':memory:')
+    files.push({ path: config.database.args.database, what: 'SQLite database' });
+  for (const { path, what } of files) {
+    const mode = openToOthers(path);
+    if (mode !== null)
+      logger.warn({ path, mode: `0${mode.toString(8)}` }, `the ${what} is readable or writable by other users; chmod 600 it`);
+  }
+}
+
 async function migrate(values: Record<string, string | boolean | undefined>) {
   const config = readConfig(configPath(values.config as string | undefined));
   const db = openDatabase(config.database);
@@ -126,8 +144,8 @@ function generateConfig(values: Record<string, string | boolean | undefined>) {
   const text = configTemplate({ serverName, sharedSecret: randomBytes(24).toString('base64url'), openRegistration: false });
   const output = values.output as string | undefined;
   if (!output) return out(text);
-  if (existsSync(output)) fail(`${output} exists; not overwriting it`);
-  writeFileSync(output, text, { mode: 0o600 });
+  // It holds the registration shared secret: readable by its owner only.
+  if (!createPrivateFile(output, text)) fail(`${output} exists; not overwriting it`);
   out(`wrote ${output}\n`);
 }
 

@@ -1,9 +1,9 @@
 // The server's ed25519 signing key, in Synapse's key file format: one line
 // "ed25519 <version> <unpadded base64 seed>", so a key can move between servers.
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import nacl from 'tweetnacl';
+import { createPrivateFile } from '../private-files.js';
 import { canonicalJson } from './canonical-json.js';
 import { randomString } from './tokens.js';
 
@@ -41,18 +41,12 @@ export function parseSigningKey(text: string, path: string): SigningKey {
   return fromSeed(parts[1]!, new Uint8Array(seed));
 }
 
-/** Reads the key file, creating it (mode 0600) on first start. */
+/** Reads the key file, creating it on first start (mode 0600, see createPrivateFile); an existing file's mode is left alone. */
 export function loadOrCreateSigningKey(path: string): { key: SigningKey; created: boolean } {
   if (existsSync(path)) return { key: parseSigningKey(readFileSync(path, 'utf8'), path), created: false };
   const key = generateSigningKey();
-  mkdirSync(dirname(path), { recursive: true });
-  try {
-    writeFileSync(path, formatSigningKey(key), { mode: 0o600, flag: 'wx' });
-  } catch (err) {
-    // Another process starting at the same moment wrote it first: use that one.
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { key: parseSigningKey(readFileSync(path, 'utf8'), path), created: false };
-    throw err;
-  }
+  // Another process starting at the same moment may have written it first: then use that one.
+  if (!createPrivateFile(path, formatSigningKey(key))) return { key: parseSigningKey(readFileSync(path, 'utf8'), path), created: false };
   return { key, created: true };
 }
 

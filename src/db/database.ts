@@ -1,11 +1,10 @@
 // Opens the database named in the config: SQLite (embedded default) or PostgreSQL.
 
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import type { DatabaseConfig } from '../config/types.js';
 import { migrationSource } from '../../migrations/index.js';
+import { createPrivateFile } from '../private-files.js';
 
 // PostgreSQL returns BIGINT as a string by default; our timestamps fit in a double.
 pg.types.setTypeParser(20, (v: string) => Number.parseInt(v, 10));
@@ -19,7 +18,9 @@ export function dialectOf(db: Knex): Dialect {
 export function openDatabase(config: DatabaseConfig): Knex {
   if (config.name === 'sqlite3') {
     const file = config.args.database;
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    // Created empty (SQLite takes it for a new database) and private before SQLite opens it: it holds
+    // password and token hashes. SQLite gives the -wal and -shm files the main file's mode.
+    if (file !== ':memory:') createPrivateFile(file);
     return knexFactory({
       client: 'sqlite3',
       connection: { filename: file },

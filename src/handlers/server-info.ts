@@ -1,6 +1,6 @@
 // What the server says about itself: versions, capabilities, well-known, signing keys.
 
-import type { Config } from '../config/types.js';
+import type { Config, WellKnownSupport } from '../config/types.js';
 import { type SigningKey, signJson, unpaddedBase64 } from '../crypto/signing-key.js';
 import { notFound } from '../errors.js';
 
@@ -53,11 +53,37 @@ export class ServerInfoHandler {
     return { 'm.homeserver': { base_url: this.config.public_baseurl } };
   }
 
+  /**
+   * GET /.well-known/matrix/server: `{"m.server": "host:port"}` naming
+   * `well_known_server`, or else the server name with port 443 unless it names
+   * one (as Synapse's ServerWellKnownResource: the server name, never
+   * public_baseurl's host). 404 M_NOT_FOUND unless `serve_server_wellknown`.
+   */
   serverWellKnown() {
     if (!this.config.serve_server_wellknown) throw notFound('.well-known/matrix/server is not served (serve_server_wellknown)');
-    const host = this.config.public_baseurl ? new URL(this.config.public_baseurl).hostname : this.config.server_name;
-    // As Synapse: delegate federation to port 443 of the public host.
-    return { 'm.server': `${host}:443` };
+    return { 'm.server': this.config.well_known_server ?? withDefaultPort(this.config.server_name, 443) };
+  }
+
+  /**
+   * GET /.well-known/matrix/support (spec v1.10, MSC1929):
+   * `{contacts?: [{role, matrix_id?, email_address?}], support_page?}` from
+   * `well_known_support`, or else `admin_contact` as one `m.role.admin`
+   * contact. 404 M_NOT_FOUND when neither gives anything.
+   */
+  supportWellKnown() {
+    const configured = this.config.well_known_support ?? supportFromAdminContact(this.config.admin_contact);
+    if (!configured) throw notFound('No .well-known/matrix/support is configured (set well_known_support or admin_contact)');
+    const body: { contacts?: Record<string, string>[]; support_page?: string } = {};
+    if (configured.contacts.length > 0) {
+      body.contacts = configured.contacts.map((c) => {
+        const contact: Record<string, string> = { role: c.role };
+        if (c.matrix_id !== null) contact.matrix_id = c.matrix_id;
+        if (c.email_address !== null) contact.email_address = c.email_address;
+        return contact;
+      });
+    }
+    if (configured.support_page !== null) body.support_page = configured.support_page;
+    return body;
   }
 
   private signedKeys: { body: Record<string, unknown>; validUntil: number } | null = null;
@@ -75,5 +101,36 @@ export class ServerInfoHandler {
       this.signedKeys = { body: signJson(body, this.config.server_name, this.signingKey), validUntil: body.valid_until_ts };
     }
     return this.signedKeys.body;
+  }
+}
+
+/** "host" → "host:port"; a name that already has a port ("host:8448", "[::1]:8448") is kept. */
+function withDefaultPort(serverName: string, port: number): string {
+  return /:\d+$/.test(serverName) ? serverName : `${serverName}:${port}`;
+}
+
+/**
+ * Synapse's `admin_contact` as a support document: `mailto:a@b` or a bare
+ * address is an email contact, `@user:server` a Matrix one. Anything else
+ * gives nothing (null).
+ */
+function supportFromAdminContact(adminContact: string | null): WellKnownSupport | null {
+  const value = adminContact?.trim() ?? '';
+  const contact = (fields: { matrix_id?: string; email_address?: string }): WellKnownSupport => ({
+    contacts: [{ role: 'm.role.admin', matrix_id: fields.matrix_id ?? null, email_address: fields.email_address ?? null }],
+    support_page: null,
+  });
+  if (/^@[^:\s]+:\S+$/.test(value)) return contact({ matrix_id: value });
+  const mailto = /^mailto:([^?]*)/i.exec(value);
+  const address = mailto ? safeDecode(mailto[1]!) : value;
+  if (/^[^@\s]+@[^@\s]+$/.test(address)) return contact({ email_address: address });
+  return null;
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
   }
 }

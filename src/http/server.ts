@@ -7,8 +7,10 @@ import type { Logger } from 'pino';
 import { MatrixError, unrecognized } from '../errors.js';
 import { jsonBody } from './middleware/body.js';
 import { cors } from './middleware/cors.js';
+import { drainUnreadBody } from './middleware/drain.js';
 import { matrixErrors } from './middleware/errors.js';
 import { requestLog } from './middleware/request-log.js';
+import { strictUrlText } from './middleware/url-text.js';
 import { legacyPrefix } from './paths.js';
 import { reply } from './reply.js';
 
@@ -30,9 +32,12 @@ export function createHttpApp(opts: HttpOptions): Koa {
   opts.mount(router);
 
   app.use(requestLog(opts.logger));
+  // Runs last on the way out: an unread body is skipped before the answer is sent.
+  app.use(drainUnreadBody());
   app.use(cors());
   app.use(matrixErrors());
   app.use(unrecognizedFallback());
+  app.use(strictUrlText());
   app.use(jsonBody(opts.maxBodyBytes));
   app.use(legacyPrefix());
   app.use(router.routes());

@@ -211,11 +211,11 @@ describe.each(backends())('server info (%s)', (backend) => {
       expect(res.body).toEqual({ 'm.homeserver': { base_url: 'https://matrix.example.org/' } });
     });
 
-    it('/.well-known/matrix/server delegates to the public host on port 443', async () => {
+    it('/.well-known/matrix/server names the server name on port 443, not public_baseurl\'s host', async () => {
       const res = await hs.request('GET', '/.well-known/matrix/server');
       expect(res.status).toBe(200);
       expectJsonWithCors(res);
-      expect(res.body).toEqual({ 'm.server': 'matrix.example.org:443' });
+      expect(res.body).toEqual({ 'm.server': `${hs.serverName}:443` });
     });
 
     it('GET /capabilities reflects the config, for users and guests', async () => {

@@ -21,7 +21,7 @@ export function matrixErrors() {
 function toMatrixError(err: unknown): MatrixError {
   if (err instanceof MatrixError) return err;
   const status = (err as { status?: number; statusCode?: number }).status ?? (err as { statusCode?: number }).statusCode;
-  // Errors raised by the body parser (raw-body / co-body).
+  // Errors carrying an HTTP status from a library (the body middleware throws MatrixErrors itself).
   if (status === 413) return new MatrixError(413, 'M_TOO_LARGE', 'Request body is too large');
   if (status === 400 || status === 415) return new MatrixError(400, 'M_NOT_JSON', 'Content not JSON.');
   if (status === 408) return new MatrixError(408, 'M_UNKNOWN', 'Request body timed out');

@@ -18,6 +18,9 @@ export function serverInfoRoutes(router: Router, info: ServerInfoHandler, sessio
   // GET /.well-known/matrix/server
   router.get('/.well-known/matrix/server', (ctx) => reply(ctx, 200, info.serverWellKnown()));
 
+  // GET /.well-known/matrix/support
+  router.get('/.well-known/matrix/support', (ctx) => reply(ctx, 200, info.supportWellKnown()));
+
   // GET /_matrix/client/v3/capabilities
   router.get(clientPaths('/capabilities'), requireAuth(sessions, logger, { allowGuests: true }), (ctx) =>
     reply(ctx, 200, info.capabilities()),
