@@ -6,9 +6,10 @@
 // (`jsonObject`); routes whose request has no body ignore any valid JSON.
 
 import type { IncomingMessage } from 'node:http';
-import type { Transform } from 'node:stream';
-import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
+import { type Readable, Transform } from 'node:stream';
+import inflate from 'inflation';
 import type { Context, Next } from 'koa';
+import getRawBody from 'raw-body';
 import { badJson, MatrixError } from '../../errors.js';
 
 declare module 'koa' {
@@ -50,92 +51,36 @@ export function jsonBody(limitBytes: number) {
   };
 }
 
-/** The decoder for a Content-Encoding, null for none; unknown codings are M_NOT_JSON. */
-function decoderFor(header: string | undefined): Transform | null {
-  const coding = (header ?? 'identity').trim().toLowerCase();
-  switch (coding) {
-    case '':
-    case 'identity':
-      return null;
-    case 'gzip':
-    case 'x-gzip':
-      return createGunzip();
-    case 'deflate':
-      return createInflate();
-    case 'br':
-      return createBrotliDecompress();
-    default:
-      throw notJson(`unsupported Content-Encoding "${coding.slice(0, 40)}"`);
-  }
-}
-
 /**
- * The body's bytes, decompressed, at most `limit` of them both as received
- * and once decompressed (so a small gzip "bomb" is M_TOO_LARGE too). On
- * failure the request is left paused with the rest of its body unread, for
- * the drain to skip it within its bounds.
+ * The body's bytes, decompressed (gzip, deflate, br), at most `limit` of them
+ * once decompressed (so a small gzip "bomb" is M_TOO_LARGE too). Read with
+ * raw-body and inflation, the libraries koa-body reads with: koa-body itself
+ * hands over only text it has already decoded leniently, which is what this
+ * reader exists to avoid. On failure the request is left with the rest of its
+ * body unread, for the drain (drain.ts) to skip within its bounds.
  */
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const decoder = decoderFor(req.headers['content-encoding']);
-  return new Promise<Buffer>((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let decodedBytes = 0;
-    let receivedBytes = 0;
-    let settled = false;
-    const source = decoder ?? req;
-
-    const cleanup = () => {
-      settled = true;
-      source.off('data', onDecoded);
-      source.off('end', onEnd);
-      decoder?.off('error', onDecoderError);
-      req.off('data', onReceived);
-      req.off('error', onAborted);
-      req.off('close', onClose);
-      if (decoder) {
-        req.unpipe(decoder);
-        // A late zlib error must find a listener, or it would end the process.
-        decoder.on('error', () => {});
-        decoder.destroy();
-      }
-    };
-    const fail = (err: MatrixError) => {
-      if (settled) return;
-      cleanup();
-      req.pause();
-      reject(err);
-    };
-    const onDecoded = (chunk: Buffer) => {
-      decodedBytes += chunk.length;
-      if (decodedBytes > limit) fail(tooLarge());
-      else chunks.push(chunk);
-    };
-    const onReceived = (chunk: Buffer) => {
-      receivedBytes += chunk.length;
-      if (receivedBytes > limit) fail(tooLarge());
-    };
-    const onEnd = () => {
-      if (settled) return;
-      cleanup();
-      resolve(Buffer.concat(chunks, decodedBytes));
-    };
-    const onDecoderError = () => fail(notJson(`the body is not valid ${req.headers['content-encoding']} data`));
-    // The client went away mid-body; nobody will read this answer.
-    const onAborted = () => fail(notJson('the body ended early'));
-    const onClose = () => {
-      if (!req.complete) onAborted();
-    };
-
-    if (decoder) {
-      req.on('data', onReceived);
-      req.pipe(decoder);
+async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  let stream: Readable;
+  try {
+    stream = inflate(req);
+  } catch {
+    throw notJson(`unsupported Content-Encoding "${String(req.headers['content-encoding']).slice(0, 40)}"`);
+  }
+  const decompressing = stream !== req;
+  try {
+    // Without compression raw-body also checks that the body is as long as Content-Length says.
+    return await getRawBody(stream, { limit, length: decompressing ? null : req.headers['content-length'] });
+  } catch (err) {
+    if (stream instanceof Transform) {
+      // Detach the decompressor, so that the drain reads the request itself.
+      req.unpipe(stream);
+      stream.on('error', () => {});
+      stream.destroy();
     }
-    source.on('data', onDecoded);
-    source.once('end', onEnd);
-    if (decoder) decoder.on('error', onDecoderError);
-    req.on('error', onAborted);
-    req.once('close', onClose);
-  });
+    if ((err as { status?: number }).status === 413) throw tooLarge();
+    // An aborted or short body, or compressed data that does not decompress.
+    throw notJson(decompressing ? `the body is not valid ${req.headers['content-encoding']} data` : 'the body ended early');
+  }
 }
 
 /** Strict: invalid UTF-8 throws instead of becoming U+FFFD; a BOM is kept, so JSON.parse refuses it. */
