@@ -4,6 +4,7 @@
 import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
 import * as foundationCorrections from './20261129000000_foundation_corrections.js';
+import * as registrationTokens from './20261129010000_registration_tokens.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -13,6 +14,7 @@ interface Migration {
 const migrations: Record<string, Migration> = {
   '20261123000000_initial': initial,
   '20261129000000_foundation_corrections': foundationCorrections,
+  '20261129010000_registration_tokens': registrationTokens,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -30,6 +30,7 @@ import { PreparedAccessTokenLookup } from './repositories/tokens.js';
 import { UiaEngine } from './uia/engine.js';
 import { DummyStage } from './uia/stages/dummy.js';
 import { PasswordStage } from './uia/stages/password.js';
+import { RegistrationTokenStage } from './uia/stages/registration-token.js';
 
 export interface GatehouseOptions {
   logger: Logger;
@@ -74,11 +75,12 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     account: new RateLimiter(buckets, 'rc_login.account', config.rc_login.account),
     failedAttempts: new RateLimiter(buckets, 'rc_login.failed_attempts', config.rc_login.failed_attempts),
     registration: new RateLimiter(buckets, 'rc_registration', config.rc_registration),
+    registrationTokenValidity: new RateLimiter(buckets, 'rc_registration_token_validity', config.rc_registration_token_validity),
   };
 
   const uia = new UiaEngine(
     db,
-    [new DummyStage(), new PasswordStage(config.server_name, hasher, limiters.failedAttempts)],
+    [new DummyStage(), new PasswordStage(config.server_name, hasher, limiters.failedAttempts), new RegistrationTokenStage()],
     config.ui_auth_session_lifetime,
     hasher,
   );
@@ -90,7 +92,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       : null;
   const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined);
   const info = new ServerInfoHandler(config, signingKey);
-  const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration);
+  const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration, limiters.registrationTokenValidity);
   const login = new LoginHandler(db, config, sessions, hasher, limiters);
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const devices = new DeviceHandler(db, config, uia, sessions);

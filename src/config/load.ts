@@ -338,6 +338,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     log_level: logLevel as Config['log_level'],
     enable_registration: root.boolean('enable_registration', false),
     enable_registration_without_verification: root.boolean('enable_registration_without_verification', false),
+    registration_requires_token: root.boolean('registration_requires_token', false),
     registration_shared_secret: sharedSecret,
     allow_guest_access: root.boolean('allow_guest_access', false),
     admin_contact: root.optionalString('admin_contact'),
@@ -361,6 +362,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
       failed_attempts: rateLimit(rcLoginFail, { per_second: 0.17, burst_count: 3 }),
     },
     rc_registration: rateLimit(rcReg, { per_second: 0.17, burst_count: 3 }),
+    rc_registration_token_validity: rateLimit(track(root.section('rc_registration_token_validity')), { per_second: 0.1, burst_count: 5 }),
     // Synapse: refreshable tokens default to 5 minutes, refresh tokens and
     // non-refreshable access tokens to "never expire".
     refreshable_access_token_lifetime: root.duration('refreshable_access_token_lifetime', 5 * 60_000),
@@ -372,15 +374,18 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
   };
   const uiAuth = track(root.section('ui_auth'));
-  // Synapse keeps UIA sessions for 48 hours.
-  config.ui_auth_session_lifetime = uiAuth.duration('session_lifetime', 48 * 3_600_000) ?? 48 * 3_600_000;
+  // 30 minutes (Synapse keeps UIA sessions for 48 hours, which holds a registration token's use
+  // for two days when someone starts registering and gives up).
+  config.ui_auth_session_lifetime = uiAuth.duration('session_lifetime', 30 * 60_000) ?? 30 * 60_000;
   uiAuth.accept('session_timeout');
 
   const refusals = refuseRestrictiveKeys(raw);
   errors.push(...refusals.problems);
 
   // A refused verification step (registration tokens, CAPTCHA...) says what is wrong already.
-  if (config.enable_registration && !config.enable_registration_without_verification && !refusals.gatesRegistration) {
+  // A registration token is a verification step of its own (as Synapse).
+  const verified = config.registration_requires_token;
+  if (config.enable_registration && !config.enable_registration_without_verification && !verified && !refusals.gatesRegistration) {
     // As Synapse: open registration with no verification step must be asked for explicitly.
     errors.push(
       'enable_registration: open registration without any verification lets anyone create accounts; ' +

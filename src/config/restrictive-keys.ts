@@ -47,12 +47,6 @@ const enabledSection = (v: unknown) => !isObject(v) || isSet(v.enabled);
 export const RESTRICTIVE_KEYS: readonly RestrictiveKey[] = [
   // Registration.
   {
-    key: 'registration_requires_token',
-    restricts: unlessFalse,
-    why: 'Gatehouse has no registration tokens (m.login.registration_token), so anyone could register without one. Remove the key or set it to false.',
-    gatesRegistration: true,
-  },
-  {
     key: 'registrations_require_3pid',
     restricts: unlessEmptyList,
     why: 'Gatehouse cannot verify email addresses or phone numbers, so registration would ask for none. Remove the key or set it to [].',

@@ -60,6 +60,8 @@ export interface Config {
 
   enable_registration: boolean;
   enable_registration_without_verification: boolean;
+  /** Registration needs an admin-issued token (m.login.registration_token, MSC3231). */
+  registration_requires_token: boolean;
   registration_shared_secret: string | null;
   allow_guest_access: boolean;
   admin_contact: string | null;
@@ -79,6 +81,8 @@ export interface Config {
 
   rc_login: { address: RateLimit; account: RateLimit; failed_attempts: RateLimit };
   rc_registration: RateLimit;
+  /** GET /register/m.login.registration_token/validity, per client address. */
+  rc_registration_token_validity: RateLimit;
 
   /** Milliseconds, or null for tokens that never expire. */
   refreshable_access_token_lifetime: number | null;

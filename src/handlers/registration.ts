@@ -5,10 +5,12 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import { randomString } from '../crypto/tokens.js';
 import { newLocalpart } from '../domain/user-ids.js';
-import { forbidden, MatrixError, missingParam } from '../errors.js';
+import { forbidden, invalidParam, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
+import * as RegistrationTokens from '../repositories/registration-tokens.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
+import { REGISTRATION_TOKEN_RE } from '../uia/stages/registration-token.js';
 import { hasSession } from './account.js';
 import { createAccount, userInUse } from './accounts.js';
 import { checkPassword } from './password-policy.js';
@@ -52,12 +54,37 @@ export class RegistrationHandler {
     private readonly uia: UiaEngine,
     private readonly sessions: SessionHandler,
     private readonly limiter: RateLimiter,
+    private readonly validityLimiter: RateLimiter,
     private readonly clock: () => number = Date.now,
   ) {}
 
-  /** The UIA flows registration offers, from config. Later stages (token, terms, email) add flows here. */
+  /**
+   * The UIA flows registration offers, from config: the registration token
+   * first (as Synapse), then (when they land) email per
+   * registrations_require_3pid and the terms last; `m.login.dummy` only when
+   * nothing else is required (and open registration is allowed).
+   */
   flows(): Flow[] {
+    const steps: string[] = [];
+    if (this.config.registration_requires_token) steps.push('m.login.registration_token');
+    if (steps.length > 0) return [steps];
     return this.config.enable_registration_without_verification ? [['m.login.dummy']] : [];
+  }
+
+  /**
+   * GET /_matrix/client/v1/register/m.login.registration_token/validity (MSC3231):
+   * whether `token` could register now. Reserves nothing. As Synapse, the rate
+   * limit (rc_registration_token_validity) comes first, then 403 M_FORBIDDEN when
+   * registration is disabled. 400 M_MISSING_PARAM without a token, 400
+   * M_INVALID_PARAM for one that is not of MSC3231's grammar (at most 64
+   * characters of [A-Za-z0-9._~-]).
+   */
+  async registrationTokenValidity(token: string | null, ip: string): Promise<{ valid: boolean }> {
+    await this.validityLimiter.take(ip);
+    if (!this.config.enable_registration) throw forbidden('Registration has been disabled');
+    if (token === null) throw missingParam('Missing parameter: token');
+    if (!REGISTRATION_TOKEN_RE.test(token)) throw invalidParam('token must be 1 to 64 characters of A-Z, a-z, 0-9, ".", "_", "~" and "-"');
+    return { valid: await RegistrationTokens.isTokenValid(this.db, token, this.clock()) };
   }
 
   /**

@@ -13,6 +13,8 @@ export interface Requester {
   deviceId: string;
   accessTokenId: number;
   isGuest: boolean;
+  /** A server admin (Synapse's `admin` flag): may call the admin APIs. */
+  isAdmin: boolean;
 }
 
 export interface IssuedSession {
@@ -144,7 +146,7 @@ export class SessionHandler {
     const row = await this.lookupToken(hash);
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
     const now = this.clock();
-    const requester: Requester = { userId: row.user_id, deviceId: row.device_id, accessTokenId: row.id, isGuest: row.is_guest };
+    const requester: Requester = { userId: row.user_id, deviceId: row.device_id, accessTokenId: row.id, isGuest: row.is_guest, isAdmin: row.is_admin };
     if (row.expires_ts !== null && row.expires_ts <= now) {
       if (opts.allowExpired) return requester;
       // An expired token is a soft logout: the client may refresh or sign in again on the same device.

@@ -28,11 +28,12 @@ const num = (v: unknown) => (v == null ? null : Number(v));
 
 export interface AccessTokenWithUser extends AccessTokenRow {
   is_guest: boolean;
+  is_admin: boolean;
   deactivated: boolean;
 }
 
 const ACCESS_TOKEN_WITH_USER_SQL = `SELECT t.id, t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.used, t.expires_ts,
-  u.is_guest, u.deactivated
+  u.is_guest, u.is_admin, u.deactivated
   FROM access_tokens t JOIN users u ON u.user_id = t.user_id
   WHERE t.token_hash = ? LIMIT 1`;
 
@@ -47,6 +48,7 @@ export function toAccessTokenWithUser(r: Record<string, unknown> | undefined): A
     used: !!r.used,
     expires_ts: num(r.expires_ts),
     is_guest: !!r.is_guest,
+    is_admin: !!r.is_admin,
     deactivated: !!r.deactivated,
   };
 }

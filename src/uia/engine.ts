@@ -31,7 +31,10 @@ export class UiaEngine {
     private readonly secrets: SecretHasher,
     private readonly clock: () => number = Date.now,
   ) {
-    for (const s of stages) this.stages.set(s.type, s);
+    for (const s of stages) {
+      this.stages.set(s.type, s);
+      for (const alias of s.aliases ?? []) this.stages.set(alias, s);
+    }
   }
 
   /**
@@ -62,7 +65,7 @@ export class UiaEngine {
 
     // A stage no flow offers is refused before any session is made or touched.
     const stage = typeof auth.type === 'string' ? this.stages.get(auth.type) : undefined;
-    if (typeof auth.type === 'string' && (!stage || !flows.some((f) => f.includes(auth.type as string))))
+    if (typeof auth.type === 'string' && (!stage || !flows.some((f) => f.includes(stage.type))))
       throw new MatrixError(400, 'M_UNRECOGNIZED', `Unrecognised login type ${auth.type}`);
 
     let session: Sessions.UiaSessionRow;
@@ -122,7 +125,8 @@ export class UiaEngine {
       throw forbidden('This UI authentication session has already been used');
     for (const type of auth.completed) {
       const stage = this.stages.get(type);
-      if (stage?.onComplete) await stage.onComplete(auth.stageState[type], trx, auth.operation);
+      if (stage?.onComplete)
+        await stage.onComplete(auth.stageState[type], trx, { operation: auth.operation, sessionId: auth.sessionId, result, now: this.clock() });
     }
   }
 
@@ -142,7 +146,7 @@ export class UiaEngine {
           if (s.result !== null) return; // completed: its stages finished then
           for (const type of s.completed) {
             const stage = this.stages.get(type);
-            if (stage?.onExpire) await stage.onExpire(s.stage_state[type], trx);
+            if (stage?.onExpire) await stage.onExpire(s.stage_state[type], trx, s.session_id);
           }
         });
       }

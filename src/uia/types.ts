@@ -37,16 +37,31 @@ export interface StageContext {
 
 export type StageOutcome = { ok: true; state?: unknown } | { ok: false; error: MatrixError };
 
+/** What a stage learns when a session that passed it completes its operation. */
+export interface CompletionContext {
+  operation: UiaOperation;
+  sessionId: string;
+  /** What the operation produced (e.g. `{user_id}` of the registered account). */
+  result: unknown;
+  now: number;
+}
+
 export interface UiaStage {
   readonly type: string;
+  /** Other `auth.type` names that mean this stage (e.g. an MSC's unstable prefix). */
+  readonly aliases?: readonly string[];
   /** The value of `params[type]` in the 401 body, or undefined for none. */
   params?(operation: UiaOperation): Promise<unknown> | unknown;
   /** Checks this stage's fields of the `auth` dict. */
   check(auth: Record<string, unknown>, ctx: StageContext): Promise<StageOutcome>;
-  /** Runs in the operation's transaction when a session that passed this stage completes. */
-  onComplete?(state: unknown, trx: Knex.Transaction, operation: UiaOperation): Promise<void>;
-  /** Runs when a session that passed this stage expires unused, to release what it held. */
-  onExpire?(state: unknown, trx: Knex.Transaction): Promise<void>;
+  /**
+   * Runs in the operation's transaction when a session that passed this stage
+   * completes; a MatrixError thrown here fails the operation (its transaction
+   * rolls back).
+   */
+  onComplete?(state: unknown, trx: Knex.Transaction, done: CompletionContext): Promise<void>;
+  /** Runs when a session that passed this stage expires without completing, to release what it held. */
+  onExpire?(state: unknown, trx: Knex.Transaction, sessionId: string): Promise<void>;
 }
 
 /** The result of a UIA round that satisfied a flow. Pass it to `UiaEngine.complete`. */

@@ -10,7 +10,7 @@ import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import { MatrixError } from '../../src/errors.js';
 import { PasswordHasher } from '../../src/crypto/passwords.js';
 import { UiaChallenge, UiaEngine } from '../../src/uia/engine.js';
-import type { CompletedAuth, StageContext, StageOutcome, UiaOperation, UiaStage } from '../../src/uia/types.js';
+import type { CompletedAuth, CompletionContext, StageContext, StageOutcome, UiaOperation, UiaStage } from '../../src/uia/types.js';
 import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
 
 const LIFETIME = 60_000;
@@ -33,8 +33,8 @@ class SecretStage implements UiaStage {
     return { ok: true, state: { reserved: `r-${ctx.sessionId}` } };
   }
 
-  async onComplete(state: unknown, trx: Knex.Transaction, operation: UiaOperation): Promise<void> {
-    this.completions.push({ state, operation });
+  async onComplete(state: unknown, trx: Knex.Transaction, done: CompletionContext): Promise<void> {
+    this.completions.push({ state, operation: done.operation });
     await trx(LOG).insert({ what: `complete:${(state as { reserved: string }).reserved}` });
   }
 

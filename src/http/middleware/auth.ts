@@ -44,3 +44,17 @@ export function requireAuth(sessions: SessionHandler, logger: Logger, opts: Auth
 export function requesterOf(ctx: Context): Requester {
   return ctx.state.requester as Requester;
 }
+
+/**
+ * Requires a server admin's access token (Synapse's admin API): 401 without a
+ * valid token, then 403 M_FORBIDDEN for anyone else, before the route looks
+ * anything up (so a non-admin learns nothing, not even a 404).
+ */
+export function requireAdmin(sessions: SessionHandler, logger: Logger) {
+  const auth = requireAuth(sessions, logger);
+  return async (ctx: Context, next: Next) =>
+    auth(ctx, async () => {
+      if (!requesterOf(ctx).isAdmin) throw new MatrixError(403, 'M_FORBIDDEN', 'You are not a server admin');
+      await next();
+    });
+}

@@ -1,7 +1,7 @@
 // Registration endpoints.
 
 import type Router from '@koa/router';
-import { badJson, MatrixError, missingParam } from '../../errors.js';
+import { badJson, invalidParam, MatrixError, missingParam } from '../../errors.js';
 import type { RegistrationHandler } from '../../handlers/registration.js';
 import { clientPaths } from '../paths.js';
 import { reply } from '../reply.js';
@@ -35,6 +35,19 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
     });
     reply(ctx, 200, result);
   });
+
+  // GET /_matrix/client/v1/register/m.login.registration_token/validity (and MSC3231's unstable path)
+  router.get(
+    [
+      '/_matrix/client/v1/register/m.login.registration_token/validity',
+      '/_matrix/client/unstable/org.matrix.msc3231/register/org.matrix.msc3231.login.registration_token/validity',
+    ],
+    async (ctx) => {
+      const token = ctx.query.token;
+      if (Array.isArray(token)) throw invalidParam('token must be given once');
+      reply(ctx, 200, await registration.registrationTokenValidity(token ?? null, ctx.ip));
+    },
+  );
 
   // GET /_matrix/client/v3/register/available
   router.get(clientPaths('/register/available'), async (ctx) => {

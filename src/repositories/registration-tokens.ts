@@ -1,0 +1,119 @@
+// SQL for registration tokens (MSC3231): the tokens, the one pending use each
+// UIA session may hold, and the trail of accounts each token registered.
+// Every check-and-count is one conditional statement whose affected-row count
+// is the answer, so parallel requests (and processes) cannot overspend a token.
+
+import type { Knex } from 'knex';
+
+const TOKENS = 'registration_tokens';
+const RESERVATIONS = 'registration_token_reservations';
+const USES = 'registration_token_uses';
+
+export interface RegistrationTokenRow {
+  token: string;
+  /** null = unlimited; 0 = used up. */
+  uses_allowed: number | null;
+  pending: number;
+  completed: number;
+  /** Milliseconds since the epoch; null = never. */
+  expiry_time: number | null;
+  note: string | null;
+  created_ts: number;
+}
+
+const num = (v: unknown) => (v == null ? null : Number(v));
+
+export function toToken(r: Record<string, unknown>): RegistrationTokenRow {
+  return {
+    token: r.token as string,
+    uses_allowed: num(r.uses_allowed),
+    pending: Number(r.pending),
+    completed: Number(r.completed),
+    expiry_time: num(r.expiry_time),
+    note: (r.note as string | null) ?? null,
+    created_ts: Number(r.created_ts),
+  };
+}
+
+/** Restricts a query to tokens that can still be used at `now` (not expired, uses left). */
+export function whereValid(q: Knex.QueryBuilder, now: number): Knex.QueryBuilder {
+  return q
+    .where((w) => w.whereNull('expiry_time').orWhere('expiry_time', '>', now))
+    .where((w) => w.whereNull('uses_allowed').orWhereRaw('pending + completed < uses_allowed'));
+}
+
+/** Inserts a token; false when one with that name exists already. */
+export async function insertToken(q: Knex, row: RegistrationTokenRow): Promise<boolean> {
+  const inserted = await q(TOKENS).insert(row).onConflict('token').ignore().returning('token');
+  return inserted.length > 0;
+}
+
+export async function findToken(q: Knex, token: string): Promise<RegistrationTokenRow | null> {
+  const r = await q(TOKENS).where({ token }).first();
+  return r ? toToken(r) : null;
+}
+
+/** Whether `token` exists and can still be used at `now`. */
+export async function isTokenValid(q: Knex, token: string, now: number): Promise<boolean> {
+  const r = await whereValid(q(TOKENS).where({ token }), now).first('token');
+  return r !== undefined;
+}
+
+export type Reservation = 'reserved' | 'held' | 'other' | 'invalid';
+
+/**
+ * Reserves one pending use of `token` for the UIA session: 'reserved' (a use
+ * taken now), 'held' (the session holds this token already: nothing more is
+ * taken), 'other' (the session holds another token), 'invalid' (no such
+ * token, expired or used up; nothing taken). The count and the session's
+ * reservation change together or not at all.
+ */
+export async function reserveTokenUse(db: Knex, sessionId: string, token: string, now: number): Promise<Reservation> {
+  const heldBy = async (q: Knex): Promise<Reservation | null> => {
+    const held = await q(RESERVATIONS).where({ session_id: sessionId }).first('token');
+    return held ? (held.token === token ? 'held' : 'other') : null;
+  };
+  try {
+    return await db.transaction(async (trx) => {
+      const held = await heldBy(trx);
+      if (held) return held;
+      const taken = await whereValid(trx(TOKENS).where({ token }), now).update({ pending: trx.raw('pending + 1') });
+      if (taken === 0) return 'invalid';
+      const inserted = await trx(RESERVATIONS).insert({ session_id: sessionId, token }).onConflict('session_id').ignore().returning('session_id');
+      // A parallel request of the same session reserved first: give this use back.
+      if (inserted.length === 0) throw new ReservedMeanwhile();
+      return 'reserved';
+    });
+  } catch (err) {
+    if (err instanceof ReservedMeanwhile) return (await heldBy(db)) ?? 'invalid';
+    throw err;
+  }
+}
+
+class ReservedMeanwhile extends Error {}
+
+/**
+ * Turns the session's pending use into a completed one for `userId` and
+ * records it in the trail. False when the session holds no use any more (the
+ * token was deleted meanwhile).
+ */
+export async function completeTokenUse(trx: Knex, sessionId: string, userId: string, now: number): Promise<boolean> {
+  const held = await trx(RESERVATIONS).where({ session_id: sessionId }).first('token');
+  if (!held) return false;
+  await trx(RESERVATIONS).where({ session_id: sessionId }).delete();
+  const n = await trx(TOKENS)
+    .where({ token: held.token })
+    .where('pending', '>', 0)
+    .update({ pending: trx.raw('pending - 1'), completed: trx.raw('completed + 1') });
+  if (n === 0) return false;
+  await trx(USES).insert({ token: held.token, user_id: userId, used_ts: now });
+  return true;
+}
+
+/** Gives back the pending use the session holds, if any (its session expired unused). */
+export async function releaseTokenUse(trx: Knex, sessionId: string): Promise<void> {
+  const held = await trx(RESERVATIONS).where({ session_id: sessionId }).first('token');
+  if (!held) return;
+  await trx(RESERVATIONS).where({ session_id: sessionId }).delete();
+  await trx(TOKENS).where({ token: held.token }).where('pending', '>', 0).update({ pending: trx.raw('pending - 1') });
+}
