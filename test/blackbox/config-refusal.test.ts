@@ -54,24 +54,24 @@ function writeConfig(name: string, extra: Record<string, unknown>): string {
 }
 
 describe('restrictive keys at start', () => {
-  it('start exits 1 naming registration_requires_token as not supported, before creating anything', async () => {
-    const file = writeConfig('token', { registration_requires_token: true });
+  it('start exits 1 naming registrations_require_3pid as not supported, before creating anything', async () => {
+    const file = writeConfig('token', { registrations_require_3pid: ['email'] });
     const r = await run(['start', '--config', file], dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file}: invalid configuration`);
-    expect(r.stderr).toMatch(/registration_requires_token: not supported yet: /);
-    // Synapse accepts open registration behind a token: the token is the one problem, not "without verification".
+    expect(r.stderr).toMatch(/registrations_require_3pid: not supported yet: /);
+    // Synapse accepts open registration behind a 3PID: it is the one problem, not "without verification".
     expect(r.stderr).not.toContain('enable_registration_without_verification');
     expect(r.stdout).toBe('');
     expect(existsSync(join(dir, 'token-data'))).toBe(false);
   });
 
   it('a value that restricts nothing is a warning, and the config loads', async () => {
-    const file = writeConfig('no-token', { registration_requires_token: false, enable_registration_without_verification: true });
+    const file = writeConfig('no-token', { registrations_require_3pid: [], enable_registration_without_verification: true });
     const r = await run(['migrate', '--config', file], dir);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('warning');
-    expect(r.stderr).toContain('unknown configuration key "registration_requires_token" is ignored');
+    expect(r.stderr).toContain('unknown configuration key "registrations_require_3pid" is ignored');
     expect(existsSync(join(dir, 'no-token-data/homeserver.db'))).toBe(true);
   });
 });

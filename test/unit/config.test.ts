@@ -85,7 +85,7 @@ describe('buildConfig defaults', () => {
     expect(config.refresh_token_lifetime).toBeNull();
     expect(config.nonrefreshable_access_token_lifetime).toBeNull();
     expect(config.session_lifetime).toBeNull();
-    expect(config.ui_auth_session_lifetime).toBe(48 * 3_600_000);
+    expect(config.ui_auth_session_lifetime).toBe(30 * 60_000);
     expect(config.max_request_body_size).toBe(1024 * 1024);
     expect(config.enable_set_displayname).toBe(true);
     expect(config.enable_set_avatar_url).toBe(true);
