@@ -49,8 +49,12 @@ export interface Gatehouse {
   close(): Promise<void>;
 }
 
-/** How often this process sweeps expired UIA sessions and tokens. */
-const SWEEP_INTERVAL_MS = 60_000;
+/**
+ * How often this process sweeps expired UIA sessions and tokens: every minute,
+ * or twice per UIA session lifetime when that is shorter, so that a session's
+ * held registration-token use comes back soon after the session expires.
+ */
+const sweepInterval = (uiaLifetimeMs: number) => Math.min(60_000, Math.max(250, Math.floor(uiaLifetimeMs / 2)));
 
 export async function createGatehouse(config: Config, opts: GatehouseOptions): Promise<Gatehouse> {
   const { logger } = opts;
@@ -116,7 +120,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const sweep = setInterval(() => {
     uia.expireSessions().catch((err: unknown) => logger.error({ err }, 'UIA session sweep failed'));
     sessions.sweepExpiredTokens().catch((err: unknown) => logger.error({ err }, 'expired token sweep failed'));
-  }, SWEEP_INTERVAL_MS);
+  }, sweepInterval(config.ui_auth_session_lifetime));
   sweep.unref();
 
   return {

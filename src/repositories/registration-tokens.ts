@@ -69,28 +69,27 @@ export type Reservation = 'reserved' | 'held' | 'other' | 'invalid';
  * reservation change together or not at all.
  */
 export async function reserveTokenUse(db: Knex, sessionId: string, token: string, now: number): Promise<Reservation> {
-  const heldBy = async (q: Knex): Promise<Reservation | null> => {
-    const held = await q(RESERVATIONS).where({ session_id: sessionId }).first('token');
-    return held ? (held.token === token ? 'held' : 'other') : null;
-  };
   try {
-    return await db.transaction(async (trx) => {
-      const held = await heldBy(trx);
-      if (held) return held;
+    return await db.transaction(async (trx): Promise<Reservation> => {
+      // The write comes first: it takes the row lock (PostgreSQL) or the write lock (SQLite)
+      // before anything is read, so parallel reservations queue instead of racing.
       const taken = await whereValid(trx(TOKENS).where({ token }), now).update({ pending: trx.raw('pending + 1') });
-      if (taken === 0) return 'invalid';
+      if (taken === 0) throw new NotReserved();
       const inserted = await trx(RESERVATIONS).insert({ session_id: sessionId, token }).onConflict('session_id').ignore().returning('session_id');
-      // A parallel request of the same session reserved first: give this use back.
-      if (inserted.length === 0) throw new ReservedMeanwhile();
+      // The session holds a use already (this token or another): give this one back.
+      if (inserted.length === 0) throw new NotReserved();
       return 'reserved';
     });
   } catch (err) {
-    if (err instanceof ReservedMeanwhile) return (await heldBy(db)) ?? 'invalid';
-    throw err;
+    if (!(err instanceof NotReserved)) throw err;
+    const held = await db(RESERVATIONS).where({ session_id: sessionId }).first('token');
+    if (!held) return 'invalid';
+    return held.token === token ? 'held' : 'other';
   }
 }
 
-class ReservedMeanwhile extends Error {}
+/** Rolls a reservation back: nothing was taken (or what was taken is given back). */
+class NotReserved extends Error {}
 
 /**
  * Turns the session's pending use into a completed one for `userId` and

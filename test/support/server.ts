@@ -91,6 +91,7 @@ export async function startServer(
     registration_shared_secret: 'test-shared-secret',
     rc_login: { address: OPEN, account: OPEN, failed_attempts: OPEN },
     rc_registration: OPEN,
+    rc_registration_token_validity: OPEN,
     log_level: 'info',
     // Fast hashing keeps the suites quick; the parameters are still argon2id.
     argon2: { memory_cost: 1024, time_cost: 1, parallelism: 1 },
