@@ -113,6 +113,40 @@ export class UiaEngine {
   }
 
   /**
+   * Runs one stage for an existing session outside its operation: what a
+   * fallback page (spec: "Fallback") does for a client that lacks the stage.
+   * The client then finishes with `{"auth": {"session": ...}}` and the
+   * operation's parameters the session remembers. Returns the stage's outcome
+   * (a failure carries the stage's error, for the page to show). Errors: 400
+   * M_UNKNOWN (unknown, expired or completed session), 400 M_UNRECOGNIZED (a
+   * stage the session's flows do not offer).
+   */
+  async runStageForSession(
+    sessionId: string,
+    flows: (operation: string) => Flow[],
+    auth: Record<string, unknown>,
+    clientIp: string,
+  ): Promise<StageOutcome> {
+    const now = this.clock();
+    const row = /^[A-Za-z0-9]{1,64}$/.test(sessionId) ? await Sessions.findSession(this.db, sessionId) : null;
+    if (!row || row.expires_ts <= now || row.result !== null) throw unknownSession();
+    const stage = typeof auth.type === 'string' ? this.stages.get(auth.type) : undefined;
+    if (!stage || !flows(row.operation).some((f) => f.includes(stage.type)))
+      throw new MatrixError(400, 'M_UNRECOGNIZED', `Unrecognised login type ${String(auth.type)}`);
+    const operation: UiaOperation = { name: row.operation, userId: row.user_id, params: row.remembered.params, clientIp };
+    const outcome = await stage.check(auth, { db: this.db, operation, sessionId, state: row.stage_state[stage.type], now });
+    if (outcome.ok) await Sessions.recordStage(this.db, sessionId, stage.type, outcome.state);
+    return outcome;
+  }
+
+  /** The session's operation, and whether it may still be continued (for a fallback page). */
+  async describeSession(sessionId: string): Promise<{ operation: string; completed: string[] } | null> {
+    const row = /^[A-Za-z0-9]{1,64}$/.test(sessionId) ? await Sessions.findSession(this.db, sessionId) : null;
+    if (!row || row.expires_ts <= this.clock() || row.result !== null) return null;
+    return { operation: row.operation, completed: row.completed };
+  }
+
+  /**
    * Completes the session inside the operation's transaction, recording what
    * the operation produced (`result`, returned to a repeat of the request as
    * `previous`), and lets each stage finish (e.g. turn a pending token use into
