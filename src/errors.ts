@@ -26,6 +26,14 @@ export const notFound = (msg: string) => new MatrixError(404, 'M_NOT_FOUND', msg
 export const unrecognized = (msg = 'Unrecognized request') => new MatrixError(404, 'M_UNRECOGNIZED', msg);
 export const unknownToken = (msg: string, softLogout = false) =>
   new MatrixError(401, 'M_UNKNOWN_TOKEN', msg, { soft_logout: softLogout });
+/**
+ * MSC3866: the account exists but waits for an admin's approval. As Synapse,
+ * `approval_notice_medium` says how the user will hear of it (here: not at all).
+ */
+export const awaitingApproval = () =>
+  new MatrixError(403, 'M_USER_AWAITING_APPROVAL', 'This account needs to be approved by an administrator before it can be used.', {
+    approval_notice_medium: 'org.matrix.msc3866.none',
+  });
 export const missingToken = () => new MatrixError(401, 'M_MISSING_TOKEN', 'Missing access token');
 
 export function limitExceeded(retryAfterMs: number): MatrixError {

@@ -194,6 +194,18 @@ function wellKnownSupport(s: Section, given: boolean, errors: string[]): WellKno
   return { contacts, support_page: page };
 }
 
+/**
+ * Gatehouse's `registration_requires_approval`, or Synapse's experimental
+ * `experimental_features.msc3866: {enabled, require_approval_for_new_accounts}`
+ * (approval is required when either asks for it).
+ */
+function requiresApproval(root: Section, track: (s: Section) => Section): boolean {
+  const own = root.boolean('registration_requires_approval', false);
+  const msc3866 = track(track(root.section('experimental_features')).section('msc3866'));
+  const synapse = msc3866.boolean('enabled', false) && msc3866.boolean('require_approval_for_new_accounts', false);
+  return own || synapse;
+}
+
 export interface LoadedConfig {
   config: Config;
   warnings: string[];
@@ -339,6 +351,8 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     enable_registration: root.boolean('enable_registration', false),
     enable_registration_without_verification: root.boolean('enable_registration_without_verification', false),
     registration_requires_token: root.boolean('registration_requires_token', false),
+    inhibit_user_in_use_error: root.boolean('inhibit_user_in_use_error', false),
+    registration_requires_approval: requiresApproval(root, track),
     registration_shared_secret: sharedSecret,
     allow_guest_access: root.boolean('allow_guest_access', false),
     admin_contact: root.optionalString('admin_contact'),

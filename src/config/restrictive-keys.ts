@@ -70,11 +70,6 @@ export const RESTRICTIVE_KEYS: readonly RestrictiveKey[] = [
     why: 'Gatehouse cannot hold third-party identifiers (email addresses, phone numbers) to these patterns. Remove the key or set it to [].',
   },
   {
-    key: 'inhibit_user_in_use_error',
-    restricts: unlessFalse,
-    why: 'Gatehouse tells whether a user ID is taken (GET /register/available, POST /register). Remove the key or set it to false.',
-  },
-  {
     key: 'request_token_inhibit_3pid_errors',
     restricts: unlessFalse,
     why: 'Gatehouse cannot promise to hide whether an email address or phone number is in use. Remove the key or set it to false.',
@@ -83,12 +78,6 @@ export const RESTRICTIVE_KEYS: readonly RestrictiveKey[] = [
     key: 'app_service_config_files',
     restricts: unlessEmptyList,
     why: "Gatehouse has no application services, so their exclusive user namespaces would not be reserved: anyone could register IDs in them. Remove the key or set it to [].",
-  },
-  {
-    key: 'experimental_features.msc3866',
-    // Synapse: new accounts wait for an admin's approval only when both are true.
-    restricts: (v) => !isObject(v) || (isSet(v.enabled) && isSet(v.require_approval_for_new_accounts)),
-    why: 'Gatehouse cannot hold new accounts for approval, so they could sign in at once. Remove it or set enabled: false.',
   },
 
   // Signing in and staying signed in.

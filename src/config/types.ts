@@ -62,6 +62,10 @@ export interface Config {
   enable_registration_without_verification: boolean;
   /** Registration needs an admin-issued token (m.login.registration_token, MSC3231). */
   registration_requires_token: boolean;
+  /** Synapse: /register/available says every well-formed name is free; a clash shows only after UIA. */
+  inhibit_user_in_use_error: boolean;
+  /** New accounts from /register wait for an admin's approval (MSC3866; Synapse's experimental_features.msc3866). */
+  registration_requires_approval: boolean;
   registration_shared_secret: string | null;
   allow_guest_access: boolean;
   admin_contact: string | null;

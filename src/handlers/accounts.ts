@@ -14,6 +14,8 @@ export interface NewAccount {
   isAdmin: boolean;
   isGuest: boolean;
   displayname: string | null;
+  /** False for an account that must wait for an admin's approval (default true). */
+  approved?: boolean;
 }
 
 /**
@@ -31,6 +33,7 @@ export async function createAccount(trx: Knex, serverName: string, account: NewA
       is_admin: account.isAdmin,
       is_guest: account.isGuest,
       displayname: account.displayname,
+      approved: account.approved ?? true,
     },
     now,
   );

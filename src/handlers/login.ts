@@ -4,7 +4,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { attemptsKey, namedUser } from '../domain/user-ids.js';
-import { forbidden, MatrixError, missingParam } from '../errors.js';
+import { awaitingApproval, forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
@@ -73,6 +73,8 @@ export class LoginHandler {
     // account existed. Unlike Synapse, which says so whatever the password. Deactivation
     // removes the password, so today a deactivated account answers as a wrong password.
     if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+    // MSC3866: told only once the password is right, like deactivation.
+    if (!user.approved) throw awaitingApproval();
 
     const session = await this.db.transaction(async (trx) => {
       // The password was checked outside the transaction (argon2 is slow): make sure it has not

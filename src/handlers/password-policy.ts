@@ -16,3 +16,19 @@ export function checkPassword(password: string, policy: PasswordPolicy): void {
   if (policy.require_uppercase && !/\p{Lu}/u.test(password)) throw weak('Password must contain an uppercase letter');
   if (policy.require_lowercase && !/\p{Ll}/u.test(password)) throw weak('Password must contain a lowercase letter');
 }
+
+/**
+ * GET /_matrix/client/v3/password_policy (MSC2000, as Synapse serves it): the
+ * rules of password_config.policy under `m.`-prefixed keys, so that clients can
+ * show them before the user submits. {} when the policy is off (or passwords are).
+ */
+export function describePasswordPolicy(passwordsEnabled: boolean, policy: PasswordPolicy): Record<string, number | boolean> {
+  if (!passwordsEnabled || !policy.enabled) return {};
+  return {
+    'm.minimum_length': policy.minimum_length,
+    'm.require_digit': policy.require_digit,
+    'm.require_symbol': policy.require_symbol,
+    'm.require_lowercase': policy.require_lowercase,
+    'm.require_uppercase': policy.require_uppercase,
+  };
+}

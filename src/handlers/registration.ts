@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import { randomString } from '../crypto/tokens.js';
 import { newLocalpart } from '../domain/user-ids.js';
-import { forbidden, invalidParam, MatrixError, missingParam } from '../errors.js';
+import { awaitingApproval, forbidden, invalidParam, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as RegistrationTokens from '../repositories/registration-tokens.js';
 import * as Users from '../repositories/users.js';
@@ -13,7 +13,7 @@ import type { Flow, UiaEngine } from '../uia/engine.js';
 import { REGISTRATION_TOKEN_RE } from '../uia/stages/registration-token.js';
 import { hasSession } from './account.js';
 import { createAccount, userInUse } from './accounts.js';
-import { checkPassword } from './password-policy.js';
+import { checkPassword, describePasswordPolicy } from './password-policy.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
 
 export interface RegisterRequest {
@@ -25,6 +25,8 @@ export interface RegisterRequest {
   inhibitLogin: boolean | null;
   /** null: not in this request (an earlier request of the UIA session may have set it; default false). */
   refreshToken: boolean | null;
+  /** A guest's access token: registration upgrades that guest, keeping its user ID. */
+  guestAccessToken: string | null;
   auth: unknown;
   ip: string;
   userAgent: string | null;
@@ -101,12 +103,15 @@ export class RegistrationHandler {
     // As Synapse: an address over its limit is refused before anything (even a UIA session) is made.
     await this.limiter.check(req.ip);
 
+    // A guest upgrading keeps its (numeric) user ID: the name is the guest's, not a new one.
+    const guest = req.guestAccessToken === null ? null : await this.upgradingGuest(req.guestAccessToken, req.username, req.ip, req.userAgent);
     // As Synapse: check what can be checked before UIA, so the client learns early. A name in
     // use may be the one this session registered already (a repeated final request): with a
     // session, that is decided after UIA.
-    const username = req.username === null ? null : newLocalpart(req.username, this.config.server_name);
-    const inUse = username !== null && (await Users.localpartExists(this.db, username));
-    if (inUse && !hasSession(req.auth)) throw userInUse();
+    const username = guest?.localpart ?? (req.username === null ? null : newLocalpart(req.username, this.config.server_name));
+    const inUse = guest === null && username !== null && (await Users.localpartExists(this.db, username));
+    // With inhibit_user_in_use_error (Synapse) a clash is told only once UIA is done.
+    if (inUse && !hasSession(req.auth) && !this.config.inhibit_user_in_use_error) throw userInUse();
     if (req.password !== null) checkPassword(req.password, this.config.password_config.policy);
 
     const flows = this.flows();
@@ -115,6 +120,7 @@ export class RegistrationHandler {
     // (`POST /register {}`, as Element Web and Nheko send to learn the flows) takes the real request's.
     const params: Record<string, unknown> = {};
     if (username !== null) params.username = username;
+    if (guest !== null) params.guest_user_id = guest.userId;
     if (req.deviceId !== null) params.device_id = req.deviceId;
     if (req.initialDeviceDisplayName !== null) params.initial_device_display_name = req.initialDeviceDisplayName;
     if (req.inhibitLogin !== null) params.inhibit_login = req.inhibitLogin;
@@ -141,6 +147,7 @@ export class RegistrationHandler {
         // The account may have been deactivated since: then it cannot be signed in to.
         const user = await Users.lockUser(trx, userId);
         if (!user || user.deactivated) throw forbidden('The account this session registered is no longer active');
+        if (!user.approved) throw awaitingApproval();
         return this.signIn(trx, userId, signIn);
       });
     }
@@ -149,17 +156,45 @@ export class RegistrationHandler {
     if (passwordHash === undefined) throw missingParam('Missing params: password');
     if (inUse) throw userInUse();
     await this.limiter.take(req.ip);
+    const guestUserId = typeof p.guest_user_id === 'string' ? p.guest_user_id : null;
     const localpart = typeof p.username === 'string' ? p.username : await this.generateLocalpart();
+    // MSC3866: with approval required, the account is made but cannot be used until an admin approves it.
+    const approved = !this.config.registration_requires_approval;
 
-    return this.db.transaction(async (trx) => {
-      // As Synapse: the display name starts as the localpart.
-      const account = { localpart, passwordHash, isAdmin: false, isGuest: false, displayname: localpart };
-      const userId = await createAccount(trx, this.config.server_name, account, this.clock());
-      if (!userId) throw userInUse();
+    const response = await this.db.transaction(async (trx) => {
+      let userId: string | null;
+      if (guestUserId !== null) {
+        userId = (await Users.upgradeGuest(trx, guestUserId, passwordHash, approved)) ? guestUserId : null;
+        if (!userId) throw forbidden('This guest account cannot be upgraded any more');
+      } else {
+        // As Synapse: the display name starts as the localpart.
+        const account = { localpart, passwordHash, isAdmin: false, isGuest: false, displayname: localpart, approved };
+        userId = await createAccount(trx, this.config.server_name, account, this.clock());
+        if (!userId) throw userInUse();
+      }
       const result: RegistrationResult = { user_id: userId };
       await this.uia.complete(auth, trx, result);
-      return this.signIn(trx, userId, signIn);
+      return approved ? this.signIn(trx, userId, signIn) : null;
     });
+    // Told after the account exists (as Synapse), so that the admin sees it waiting.
+    if (response === null) throw awaitingApproval();
+    return response;
+  }
+
+  /**
+   * The guest a `guest_access_token` upgrades (spec: guest access). The token
+   * must be a live guest's (401 M_UNKNOWN_TOKEN otherwise, 403 M_FORBIDDEN for a
+   * full account's), and a `username`, when given, must be the guest's own (403
+   * M_FORBIDDEN, as Synapse: "Cannot register taken user ID without valid guest
+   * credentials for that user").
+   */
+  private async upgradingGuest(token: string, username: string | null, ip: string, userAgent: string | null) {
+    const requester = await this.sessions.authenticate(token, ip, userAgent);
+    if (!requester.isGuest) throw forbidden('guest_access_token is not a guest account\'s');
+    const localpart = requester.userId.slice(1, requester.userId.indexOf(':'));
+    if (username !== null && username.toLowerCase() !== localpart)
+      throw forbidden('Cannot register taken user ID without valid guest credentials for that user');
+    return { userId: requester.userId, localpart };
   }
 
   /** Guest registration: no UIA, a numeric user ID, a generated device. */
@@ -200,11 +235,17 @@ export class RegistrationHandler {
     }
   }
 
+  /** GET /password_policy (MSC2000): the password rules, for clients to show before submitting. */
+  passwordPolicy(): Record<string, number | boolean> {
+    return describePasswordPolicy(this.config.password_config.enabled, this.config.password_config.policy);
+  }
+
   /** GET /register/available: true, or the reason the name cannot be had (the name is down-cased, as at /register). */
   async available(username: string): Promise<{ available: true }> {
     if (!this.config.enable_registration) throw forbidden('Registration has been disabled');
     const localpart = newLocalpart(username, this.config.server_name);
-    if (await Users.localpartExists(this.db, localpart)) throw userInUse();
+    // As Synapse: with inhibit_user_in_use_error every well-formed name reads as available.
+    if (!this.config.inhibit_user_in_use_error && (await Users.localpartExists(this.db, localpart))) throw userInUse();
     return { available: true };
   }
 }

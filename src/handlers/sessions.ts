@@ -4,7 +4,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import { constantTimeEqual, hashToken, newDeviceId, newToken } from '../crypto/tokens.js';
-import { unknownToken } from '../errors.js';
+import { awaitingApproval, unknownToken } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
 import * as Tokens from '../repositories/tokens.js';
 
@@ -147,6 +147,8 @@ export class SessionHandler {
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
     const now = this.clock();
     const requester: Requester = { userId: row.user_id, deviceId: row.device_id, accessTokenId: row.id, isGuest: row.is_guest, isAdmin: row.is_admin };
+    // An account waiting for approval (e.g. approval withdrawn after sign-in) may only sign out.
+    if (!row.approved && !opts.allowExpired) throw awaitingApproval();
     if (row.expires_ts !== null && row.expires_ts <= now) {
       if (opts.allowExpired) return requester;
       // An expired token is a soft logout: the client may refresh or sign in again on the same device.

@@ -30,10 +30,11 @@ export interface AccessTokenWithUser extends AccessTokenRow {
   is_guest: boolean;
   is_admin: boolean;
   deactivated: boolean;
+  approved: boolean;
 }
 
 const ACCESS_TOKEN_WITH_USER_SQL = `SELECT t.id, t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.used, t.expires_ts,
-  u.is_guest, u.is_admin, u.deactivated
+  u.is_guest, u.is_admin, u.deactivated, u.approved
   FROM access_tokens t JOIN users u ON u.user_id = t.user_id
   WHERE t.token_hash = ? LIMIT 1`;
 
@@ -50,6 +51,7 @@ export function toAccessTokenWithUser(r: Record<string, unknown> | undefined): A
     is_guest: !!r.is_guest,
     is_admin: !!r.is_admin,
     deactivated: !!r.deactivated,
+    approved: !!r.approved,
   };
 }
 

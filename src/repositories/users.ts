@@ -9,6 +9,8 @@ export interface UserRow {
   is_admin: boolean;
   is_guest: boolean;
   deactivated: boolean;
+  /** False while the account waits for an admin's approval (MSC3866). */
+  approved: boolean;
   created_ts: number;
 }
 
@@ -21,6 +23,7 @@ function toUser(r: Record<string, unknown> | undefined): UserRow | null {
     is_admin: !!r.is_admin,
     is_guest: !!r.is_guest,
     deactivated: !!r.deactivated,
+    approved: r.approved === undefined || r.approved === null ? true : !!r.approved,
     created_ts: Number(r.created_ts),
   };
 }
@@ -51,7 +54,15 @@ export async function localpartExists(q: Knex, localpart: string): Promise<boole
  */
 export async function insertUser(
   q: Knex,
-  user: { user_id: string; localpart: string; password_hash: string | null; is_admin: boolean; is_guest: boolean; displayname: string | null },
+  user: {
+    user_id: string;
+    localpart: string;
+    password_hash: string | null;
+    is_admin: boolean;
+    is_guest: boolean;
+    displayname: string | null;
+    approved?: boolean;
+  },
   now: number,
 ): Promise<boolean> {
   const inserted = await q('users')
@@ -62,6 +73,7 @@ export async function insertUser(
       is_admin: user.is_admin,
       is_guest: user.is_guest,
       deactivated: false,
+      approved: user.approved ?? true,
       created_ts: now,
     })
     .onConflict()
@@ -87,4 +99,25 @@ export async function clearProfile(q: Knex, userId: string): Promise<void> {
 export async function countUsers(q: Knex): Promise<number> {
   const row = await q('users').count<{ n: number | string }[]>({ n: '*' }).first();
   return Number(row?.n ?? 0);
+}
+
+/** Approves (or withdraws the approval of) an account. Returns false when there is no such user. */
+export async function setApproved(q: Knex, userId: string, approved: boolean): Promise<boolean> {
+  return (await q('users').where({ user_id: userId }).update({ approved })) > 0;
+}
+
+/** Accounts waiting for approval, oldest first. */
+export async function listAwaitingApproval(q: Knex, limit: number): Promise<UserRow[]> {
+  return (await q('users').where({ approved: false, deactivated: false }).orderBy('created_ts').limit(limit)).map((r) => toUser(r)!);
+}
+
+/**
+ * Turns a guest account into a full one (spec: guest access, "upgrading"),
+ * keeping its user ID. False when the user is not (or no longer) a guest.
+ */
+export async function upgradeGuest(q: Knex, userId: string, passwordHash: string, approved: boolean): Promise<boolean> {
+  const n = await q('users')
+    .where({ user_id: userId, is_guest: true, deactivated: false })
+    .update({ is_guest: false, password_hash: passwordHash, approved });
+  return n > 0;
 }

@@ -20,13 +20,8 @@ const SAMPLES: Record<string, { restricting: unknown[]; harmless: unknown[] }> =
   enable_registration_captcha: { restricting: [true, 'yes'], harmless: [false, null] },
   'user_consent.require_at_registration': { restricting: [true, 'true'], harmless: [false, null] },
   allowed_local_3pids: { restricting: [[{ medium: 'email', pattern: '^[^@]+@example\\.org$' }], {}], harmless: [[], null] },
-  inhibit_user_in_use_error: { restricting: [true, 0], harmless: [false, null] },
   request_token_inhibit_3pid_errors: { restricting: [true], harmless: [false, null] },
   app_service_config_files: { restricting: [['/etc/synapse/bridge.yaml'], '/etc/synapse/bridge.yaml'], harmless: [[], null] },
-  'experimental_features.msc3866': {
-    restricting: [{ enabled: true, require_approval_for_new_accounts: true }, true],
-    harmless: [{ enabled: true }, { enabled: false, require_approval_for_new_accounts: true }, {}, null],
-  },
   'password_config.enabled': { restricting: ['only_for_reauth'], harmless: [true, false, null] },
   'password_config.localdb_enabled': { restricting: [false, 'false'], harmless: [true, null] },
   matrix_authentication_service: {
@@ -90,8 +85,8 @@ describe('the table of restrictive keys', () => {
 
   it('covers the keys the issue names (those not implemented)', () => {
     const keys = RESTRICTIVE_KEYS.map((k) => k.key);
-    // registration_requires_token is implemented (m.login.registration_token), so it is not here.
-    expect(keys).not.toContain('registration_requires_token');
+    // Implemented, so not here: registration tokens, inhibit_user_in_use_error, approval (MSC3866).
+    for (const k of ['registration_requires_token', 'inhibit_user_in_use_error', 'experimental_features.msc3866']) expect(keys).not.toContain(k);
     for (const k of [
       'registrations_require_3pid',
       'allowed_local_3pids',
@@ -99,7 +94,6 @@ describe('the table of restrictive keys', () => {
       'enable_registration_captcha',
       'require_auth_for_profile_requests',
       'limit_profile_requests_to_users_who_share_rooms',
-      'inhibit_user_in_use_error',
       'password_config.localdb_enabled',
       'limit_usage_by_mau',
       'hs_disabled',

@@ -30,6 +30,7 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
       // Absent (null) is not false: an earlier request of the UIA session may have set them.
       inhibitLogin: f.has('inhibit_login') ? f.boolean('inhibit_login', false) : null,
       refreshToken: f.has('refresh_token') ? f.boolean('refresh_token', false) : null,
+      guestAccessToken: f.optionalString('guest_access_token', { maxLength: 512 }),
       auth: f.raw('auth'),
       ...client,
     });
@@ -47,6 +48,11 @@ export function registerRoutes(router: Router, registration: RegistrationHandler
       if (Array.isArray(token)) throw invalidParam('token must be given once');
       reply(ctx, 200, await registration.registrationTokenValidity(token ?? null, ctx.ip));
     },
+  );
+
+  // GET /_matrix/client/v3/password_policy (MSC2000; Synapse also serves it under the unstable prefix)
+  router.get([...clientPaths('/password_policy'), '/_matrix/client/unstable/password_policy'], (ctx) =>
+    reply(ctx, 200, registration.passwordPolicy()),
   );
 
   // GET /_matrix/client/v3/register/available
