@@ -57,7 +57,7 @@ function stringField(body: Record<string, unknown>, name: string): string | null
 export function adminRegistrationTokenRoutes(router: Router, tokens: RegistrationTokenAdminHandler, sessions: SessionHandler, logger: Logger): void {
   const admin = requireAdmin(sessions, logger);
 
-  // GET /_synapse/admin/v1/registration_tokens[?valid=true|false][&from=N][&limit=N]
+  // GET /_synapse/admin/v1/registration_tokens (?valid=true|false, ?from=N, ?limit=N)
   router.get(BASE, admin, async (ctx) => {
     const valid = booleanParam(ctx, 'valid');
     const from = integerParam(ctx, 'from', 0);
@@ -78,7 +78,7 @@ export function adminRegistrationTokenRoutes(router: Router, tokens: Registratio
     reply(ctx, 200, created);
   });
 
-  // GET /_synapse/admin/v1/registration_tokens/{token}[?registrations=true]
+  // GET /_synapse/admin/v1/registration_tokens/{token} (?registrations=true)
   router.get(`${BASE}/:token`, admin, async (ctx) => {
     const registrations = booleanParam(ctx, 'registrations') ?? false;
     reply(ctx, 200, await tokens.get(ctx.params.token!, { registrations }));
