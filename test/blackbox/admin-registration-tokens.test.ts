@@ -363,6 +363,26 @@ describe.each(backends())('registration-token admin API (%s)', (backend) => {
     });
   });
 
+  describe('garbage', () => {
+    const values: unknown[] = [null, true, false, 0, -1, 1.5, 1e308, -1e308, 12345678901234567890, 2 ** 53, '', 'x', '\u0000', 'é'.repeat(2000), [], [1], {}, { a: 1 }];
+    const fields = ['token', 'length', 'uses_allowed', 'expiry_time', 'note'];
+
+    it('never a 500, whatever value any field holds, on POST /new and PUT', async () => {
+      await made({ token: 'garbage-target' });
+      for (const field of fields) {
+        for (const value of values) {
+          for (const [method, path] of [['POST', `${BASE}/new`], ['PUT', `${BASE}/garbage-target`]] as const) {
+            const res = await hs.request(method, path, { body: { [field]: value }, token: admin });
+            const where = `${method} ${field}=${JSON.stringify(value)?.slice(0, 20)}`;
+            expect([200, 400], where).toContain(res.status);
+            if (res.status === 400) expect(res.body.errcode, where).toBe('M_INVALID_PARAM');
+          }
+        }
+      }
+      expect(hs.logs()).not.toContain('request failed');
+    });
+  });
+
   describe('the list', () => {
     beforeEach(async () => {
       await hs.db()('registration_tokens').delete();
