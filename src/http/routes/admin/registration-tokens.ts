@@ -7,7 +7,7 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
 import { invalidParam } from '../../../errors.js';
-import { DEFAULT_LIST_LIMIT, type RegistrationTokenAdminHandler, type TokenUpdate } from '../../../handlers/admin/registration-tokens.js';
+import { DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT, type RegistrationTokenAdminHandler, type TokenUpdate } from '../../../handlers/admin/registration-tokens.js';
 import type { SessionHandler } from '../../../handlers/sessions.js';
 import { requireAdmin } from '../../middleware/auth.js';
 import { reply } from '../../reply.js';
@@ -15,27 +15,19 @@ import { jsonObject } from '../../validate.js';
 
 const BASE = '/_synapse/admin/v1/registration_tokens';
 
-/** A query parameter given at most once; null when absent. */
-function queryParam(ctx: Context, name: string): string | null {
-  const v = ctx.query[name];
-  if (v === undefined) return null;
-  if (typeof v !== 'string') throw invalidParam(`${name} must be given once`);
-  return v;
-}
+type QueryValue = Context['query'][string];
 
-/** As Synapse's parse_boolean: "true" or "false", anything else is 400. */
-function booleanParam(ctx: Context, name: string): boolean | null {
-  const v = queryParam(ctx, name);
-  if (v === null) return null;
-  if (v !== 'true' && v !== 'false') throw invalidParam(`${name} must be "true" or "false"`);
+/** As Synapse's parse_boolean: "true" or "false" (once), null when absent, else 400 M_INVALID_PARAM with `error`. */
+function booleanParam(v: QueryValue, error: string): boolean | null {
+  if (v === undefined) return null;
+  if (v !== 'true' && v !== 'false') throw invalidParam(error);
   return v === 'true';
 }
 
-/** Decimal digits only (no sign, no exponent); the handler checks the range. */
-function integerParam(ctx: Context, name: string, fallback: number): number {
-  const v = queryParam(ctx, name);
-  if (v === null) return fallback;
-  if (!/^\d{1,15}$/.test(v)) throw invalidParam(`${name} must be a non-negative integer`);
+/** Decimal digits only (no sign, no exponent), once; `fallback` when absent. The handler checks the range. */
+function integerParam(v: QueryValue, fallback: number, error: string): number {
+  if (v === undefined) return fallback;
+  if (typeof v !== 'string' || !/^\d{1,15}$/.test(v)) throw invalidParam(error);
   return Number(v);
 }
 
@@ -59,10 +51,16 @@ export function adminRegistrationTokenRoutes(router: Router, tokens: Registratio
 
   // GET /_synapse/admin/v1/registration_tokens (?valid=true|false, ?from=N, ?limit=N)
   router.get(BASE, admin, async (ctx) => {
-    const valid = booleanParam(ctx, 'valid');
-    const from = integerParam(ctx, 'from', 0);
-    const limit = integerParam(ctx, 'limit', DEFAULT_LIST_LIMIT);
-    reply(ctx, 200, await tokens.list({ valid, from, limit }));
+    const q = ctx.query;
+    reply(
+      ctx,
+      200,
+      await tokens.list({
+        valid: booleanParam(q.valid, 'valid must be "true" or "false"'),
+        from: integerParam(q.from, 0, 'from must be a non-negative integer'),
+        limit: integerParam(q.limit, DEFAULT_LIST_LIMIT, `limit must be an integer from 1 to ${MAX_LIST_LIMIT}`),
+      }),
+    );
   });
 
   // POST /_synapse/admin/v1/registration_tokens/new
@@ -80,7 +78,7 @@ export function adminRegistrationTokenRoutes(router: Router, tokens: Registratio
 
   // GET /_synapse/admin/v1/registration_tokens/{token} (?registrations=true)
   router.get(`${BASE}/:token`, admin, async (ctx) => {
-    const registrations = booleanParam(ctx, 'registrations') ?? false;
+    const registrations = booleanParam(ctx.query.registrations, 'registrations must be "true" or "false"') ?? false;
     reply(ctx, 200, await tokens.get(ctx.params.token!, { registrations }));
   });
 
