@@ -12,6 +12,7 @@ import { generateSigningKey, loadOrCreateSigningKey, type SigningKey } from './c
 import { dialectOf, migrateToLatest, openDatabase } from './db/database.js';
 import { AccountHandler } from './handlers/account.js';
 import { createAdminUser } from './handlers/admin/bootstrap.js';
+import { RegistrationTokenAdminHandler } from './handlers/admin/registration-tokens.js';
 import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-registration.js';
 import { DeviceHandler } from './handlers/devices.js';
 import { LoginHandler } from './handlers/login.js';
@@ -20,6 +21,7 @@ import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
+import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-tokens.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
 import { registerRoutes } from './http/routes/register.js';
@@ -101,6 +103,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
+  const registrationTokens = new RegistrationTokenAdminHandler(db);
 
   const http = createHttpApp({
     logger,
@@ -113,6 +116,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       accountRoutes(router, account, sessions, logger);
       deviceRoutes(router, devices, sessions, logger);
       adminRegisterRoutes(router, sharedSecret);
+      adminRegistrationTokenRoutes(router, registrationTokens, sessions, logger);
     },
   });
 

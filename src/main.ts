@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `gatehouse` command: start, generate-config, migrate.
+// The `gatehouse` command: start, generate-config, migrate, tokens.
 
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
@@ -18,6 +18,7 @@ Commands:
   start             Run the homeserver
   generate-config   Write a new homeserver.yaml with fresh secrets
   migrate           Bring the database schema up to date and exit
+  tokens            Manage registration tokens (gatehouse tokens --help)
 
 Options:
   -c, --config PATH     Configuration file (default: $GATEHOUSE_CONFIG or ./homeserver.yaml)
@@ -150,6 +151,11 @@ function generateConfig(values: Record<string, string | boolean | undefined>) {
 }
 
 async function main() {
+  // `tokens` has options of its own (src/cli/tokens.ts).
+  if (process.argv[2] === 'tokens') {
+    const { tokensCommand } = await import('./cli/tokens.js');
+    return tokensCommand(process.argv.slice(3), { readConfig: (given) => readConfig(configPath(given)), out, fail });
+  }
   let parsed;
   try {
     parsed = parseArgs({

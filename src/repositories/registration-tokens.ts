@@ -116,3 +116,58 @@ export async function releaseTokenUse(trx: Knex, sessionId: string): Promise<voi
   await trx(RESERVATIONS).where({ session_id: sessionId }).delete();
   await trx(TOKENS).where({ token: held.token }).where('pending', '>', 0).update({ pending: trx.raw('pending - 1') });
 }
+
+// ---------------------------------------------------------------------------
+// The admin API's queries.
+// ---------------------------------------------------------------------------
+
+/** Restricts a query to tokens that cannot be used at `now` (expired, or every use completed or pending). */
+export function whereInvalid(q: Knex.QueryBuilder, now: number): Knex.QueryBuilder {
+  return q.where((w) => w.where('expiry_time', '<=', now).orWhere((u) => u.whereNotNull('uses_allowed').whereRaw('pending + completed >= uses_allowed')));
+}
+
+export interface TokenListQuery {
+  /** true: only valid tokens at `now`; false: only invalid ones; null: all. */
+  valid: boolean | null;
+  now: number;
+  offset: number;
+  limit: number;
+}
+
+/** Up to `limit` tokens from `offset`, oldest first (creation time, then name, so pages are stable). */
+export async function listTokens(q: Knex, query: TokenListQuery): Promise<RegistrationTokenRow[]> {
+  let sql = q(TOKENS).select('*');
+  if (query.valid === true) sql = whereValid(sql, query.now);
+  if (query.valid === false) sql = whereInvalid(sql, query.now);
+  const rows = await sql.orderBy([{ column: 'created_ts' }, { column: 'token' }]).offset(query.offset).limit(query.limit);
+  return rows.map(toToken);
+}
+
+/** The columns an admin may change; an absent key is left as it is. */
+export type TokenChanges = Partial<Pick<RegistrationTokenRow, 'uses_allowed' | 'expiry_time' | 'note'>>;
+
+/** Applies `changes` (at least one key) and returns the token as it is now; null when there is no such token. */
+export async function updateToken(q: Knex, token: string, changes: TokenChanges): Promise<RegistrationTokenRow | null> {
+  const rows = await q(TOKENS).where({ token }).update(changes).returning('*');
+  return rows.length > 0 ? toToken(rows[0] as Record<string, unknown>) : null;
+}
+
+/**
+ * Deletes a token; false when there was none. The sessions holding a use of
+ * it lose their reservation (ON DELETE CASCADE); its trail of uses stays.
+ */
+export async function deleteToken(q: Knex, token: string): Promise<boolean> {
+  return (await q(TOKENS).where({ token }).delete()) > 0;
+}
+
+export interface TokenUse {
+  user_id: string;
+  /** Milliseconds since the epoch. */
+  used_ts: number;
+}
+
+/** The accounts registered with `token` at or after `since` (ms), oldest first. */
+export async function listTokenUses(q: Knex, token: string, since: number): Promise<TokenUse[]> {
+  const rows = await q(USES).where({ token }).where('used_ts', '>=', since).orderBy([{ column: 'used_ts' }, { column: 'id' }]).select('user_id', 'used_ts');
+  return rows.map((r: Record<string, unknown>) => ({ user_id: r.user_id as string, used_ts: Number(r.used_ts) }));
+}

@@ -62,9 +62,13 @@ const BODY_ROUTES: Route[] = [
   `DELETE ${V3}/devices/{deviceId}`,
   `POST ${V3}/delete_devices`,
   'POST /_synapse/admin/v1/register',
+  'POST /_synapse/admin/v1/registration_tokens/new',
+  'PUT /_synapse/admin/v1/registration_tokens/{token}',
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
-const NO_BODY_ROUTES: Route[] = [`POST ${V3}/logout`, `POST ${V3}/logout/all`];
+const NO_BODY_ROUTES: Route[] = [`POST ${V3}/logout`, `POST ${V3}/logout/all`, 'DELETE /_synapse/admin/v1/registration_tokens/{token}'];
+/** The path with its parameters filled in (a registration token need not exist: these requests are refused before any lookup). */
+const fill = (path: string, deviceId: string) => path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token');
 
 /** The POST/PUT/PATCH/DELETE routes of docs/endpoints.md's "Implemented" section, `{v3,r0}` read as v3. */
 function documentedRoutesWithMethodsThatMayCarryABody(): Route[] {
@@ -237,7 +241,7 @@ describe.each(backends())('HTTP edges (%s)', (backend) => {
       const targets: [string, string][] = [
         ...[...BODY_ROUTES, ...NO_BODY_ROUTES].map((r): [string, string] => {
           const [method, path] = r.split(' ') as [string, string];
-          return [method, path.replace('{deviceId}', s.device_id)];
+          return [method, fill(path, s.device_id)];
         }),
         ['POST', '/_matrix/client/r0/login'],
         ['POST', `${V3}/register?kind=guest`],
@@ -383,7 +387,7 @@ describe.each(backends())('HTTP edges (%s)', (backend) => {
 
     it('POST /logout and /logout/all answer normally whatever valid JSON is sent', async () => {
       await hs.register('edge_nobody');
-      for (const route of [...NO_BODY_ROUTES, `POST /_matrix/client/r0/logout`]) {
+      for (const route of [...NO_BODY_ROUTES.filter((r) => r.includes('/logout')), `POST /_matrix/client/r0/logout`]) {
         const path = route.split(' ')[1]!;
         for (const raw of values) {
           const s = await hs.login('edge_nobody');
@@ -411,16 +415,18 @@ describe.each(backends())('HTTP edges (%s)', (backend) => {
 
     it('every endpoint that reads a body answers 400 M_BAD_JSON to JSON that is not an object, and changes nothing', async () => {
       const s = await hs.register('edge_badjson');
+      // A server admin, so that the admin API's routes get as far as the body.
+      await hs.db()('users').where({ user_id: s.user_id }).update({ is_admin: true });
       await expectNoChange(hs, async () => {
         for (const route of BODY_ROUTES) {
           const [method, template] = route.split(' ') as [string, string];
-          const path = template.replace('{deviceId}', s.device_id);
+          const path = fill(template, s.device_id);
           for (const raw of values.filter((v) => !v.startsWith('{') && v !== '')) {
             const res = await sendBytes(hs, method, path, raw, s.access_token);
             expect({ where: `${route} ${raw}`, status: res.status, errcode: res.body?.errcode }).toEqual({ where: `${route} ${raw}`, status: 400, errcode: 'M_BAD_JSON' });
           }
         }
-      }, ['users', 'profiles', 'devices', 'access_tokens', 'refresh_tokens', 'uia_sessions']);
+      }, ['users', 'profiles', 'devices', 'access_tokens', 'refresh_tokens', 'uia_sessions', 'registration_tokens']);
       expect(await whoamiStatus(s.access_token)).toBe(200);
     });
 
