@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// The `gatehouse` command: start, generate-config, migrate, tokens.
+// The `gatehouse` command: start, generate-config, migrate, tokens, users, register-user.
 
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 import { buildConfig, ConfigError, loadConfigFile } from './config/load.js';
@@ -19,6 +20,9 @@ Commands:
   generate-config   Write a new homeserver.yaml with fresh secrets
   migrate           Bring the database schema up to date and exit
   tokens            Manage registration tokens (gatehouse tokens --help)
+  users             Accounts waiting for approval (gatehouse users --help)
+  register-user     Create an account on a running server with the shared secret
+                    (as register_new_matrix_user; gatehouse register-user --help)
 
 Options:
   -c, --config PATH     Configuration file (default: $GATEHOUSE_CONFIG or ./homeserver.yaml)
@@ -151,10 +155,25 @@ function generateConfig(values: Record<string, string | boolean | undefined>) {
 }
 
 async function main() {
-  // `tokens` has options of its own (src/cli/tokens.ts).
+  // These commands have options of their own (src/cli/).
   if (process.argv[2] === 'tokens') {
     const { tokensCommand } = await import('./cli/tokens.js');
     return tokensCommand(process.argv.slice(3), { readConfig: (given) => readConfig(configPath(given)), out, fail });
+  }
+  if (process.argv[2] === 'users') {
+    const { usersCommand } = await import('./cli/users.js');
+    return usersCommand(process.argv.slice(3), { readConfig: (given) => readConfig(configPath(given)), out, fail });
+  }
+  if (process.argv[2] === 'register-user') {
+    const { registerUserCommand } = await import('./cli/register-user.js');
+    return registerUserCommand(process.argv.slice(3), {
+      // Without a config file, flags must give the secret and the URL.
+      readConfig: (given) => (given === undefined && !process.env.GATEHOUSE_CONFIG && !existsSync('homeserver.yaml') ? null : readConfig(configPath(given))),
+      out,
+      fail,
+      stdin: process.stdin,
+      interactive: Boolean(process.stdin.isTTY && process.stderr.isTTY),
+    });
   }
   let parsed;
   try {

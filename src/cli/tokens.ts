@@ -8,14 +8,12 @@
 // and no running server: the first tokens of a server with
 // registration_requires_token can be made before anyone can register.
 
-import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
-import { migrationSource } from '../../migrations/index.js';
 import type { Config } from '../config/types.js';
 import { parseDuration } from '../config/units.js';
-import { openDatabase } from '../db/database.js';
 import { MatrixError } from '../errors.js';
+import { formatTime, oneLine, openMigratedDatabase, table } from './common.js';
 import {
   MAX_LIST_LIMIT,
   RegistrationTokenAdminHandler,
@@ -195,28 +193,6 @@ export async function tokensCommand(args: string[], ctx: TokensCommandContext): 
   ctx.out(output);
 }
 
-/**
- * The config's database, once its schema is known to be this version's. A
- * missing SQLite file is not created, and a schema behind is not migrated
- * here: both are `gatehouse migrate`'s (or the server's) to do.
- */
-async function openMigratedDatabase(config: Config, ctx: TokensCommandContext): Promise<Knex> {
-  if (config.database.name === 'sqlite3') {
-    const file = config.database.args.database;
-    if (file === ':memory:') ctx.fail('the database is in memory (":memory:"): there are no tokens to manage outside the server');
-    if (!existsSync(file)) ctx.fail(`the database ${file} does not exist; start the server or run "gatehouse migrate" first`);
-  }
-  const db = openDatabase(config.database);
-  try {
-    const [, pending] = (await db.migrate.list({ migrationSource })) as [unknown[], unknown[]];
-    if (pending.length > 0) throw new Error('the database schema is not up to date; run "gatehouse migrate" first');
-  } catch (e) {
-    await db.destroy();
-    return ctx.fail((e as Error).message);
-  }
-  return db;
-}
-
 function integerOption(flag: string, value: string, ctx: TokensCommandContext): number {
   if (!/^\d{1,15}$/.test(value)) ctx.fail(`${flag}: "${value}" is not a non-negative integer`);
   return Number(value);
@@ -238,27 +214,11 @@ function whenOption(value: string, now: number, ctx: TokensCommandContext): numb
 
 const toJson = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 
-/** A time for people: UTC, to the second. */
-function formatTime(ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
 /** Whether the token can register an account at `now`, and if not why (pending uses count, as the stage counts them). */
 function stateOf(t: TokenView, now: number): string {
   if (t.expiry_time !== null && t.expiry_time <= now) return 'expired';
   if (t.uses_allowed !== null && t.pending + t.completed >= t.uses_allowed) return 'used up';
   return 'valid';
-}
-
-function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n') + '\n';
-}
-
-/** Notes are free text: one line, control characters shown as spaces, so a note cannot break (or forge) a table. */
-function oneLine(text: string | null): string {
-  return text === null ? '' : text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
 }
 
 function tokenTable(tokens: TokenView[], now: number): string {
