@@ -120,6 +120,7 @@ describe.each(backends())('repositories (%s)', (backend) => {
         is_admin: true,
         is_guest: false,
         deactivated: false,
+        approved: true,
         created_ts: T0,
       });
       expect(typeof u!.created_ts).toBe('number');
@@ -361,7 +362,9 @@ describe.each(backends())('repositories (%s)', (backend) => {
         used: false,
         expires_ts: T0 + 60_000,
         is_guest: true,
+        is_admin: false,
         deactivated: false,
+        approved: true,
       });
       expect(typeof t!.expires_ts).toBe('number');
       expect(typeof t!.used).toBe('boolean');
