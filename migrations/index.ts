@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
 import * as foundationCorrections from './20261129000000_foundation_corrections.js';
 import * as registrationTokens from './20261129010000_registration_tokens.js';
+import * as terms from './20261129020000_terms.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -15,6 +16,7 @@ const migrations: Record<string, Migration> = {
   '20261123000000_initial': initial,
   '20261129000000_foundation_corrections': foundationCorrections,
   '20261129010000_registration_tokens': registrationTokens,
+  '20261129020000_terms': terms,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -18,12 +18,15 @@ import { LoginHandler } from './handlers/login.js';
 import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
+import { TermsHandler } from './handlers/terms.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
+import { adminTermsRoutes } from './http/routes/admin/terms.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
+import { termsRoutes } from './http/routes/terms.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
 import { PreparedAccessTokenLookup } from './repositories/tokens.js';
@@ -31,6 +34,7 @@ import { UiaEngine } from './uia/engine.js';
 import { DummyStage } from './uia/stages/dummy.js';
 import { PasswordStage } from './uia/stages/password.js';
 import { RegistrationTokenStage } from './uia/stages/registration-token.js';
+import { TermsStage } from './uia/stages/terms.js';
 
 export interface GatehouseOptions {
   logger: Logger;
@@ -84,7 +88,12 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
 
   const uia = new UiaEngine(
     db,
-    [new DummyStage(), new PasswordStage(config.server_name, hasher, limiters.failedAttempts), new RegistrationTokenStage()],
+    [
+      new DummyStage(),
+      new PasswordStage(config.server_name, hasher, limiters.failedAttempts),
+      new RegistrationTokenStage(),
+      new TermsStage(config.terms.policies),
+    ],
     config.ui_auth_session_lifetime,
     hasher,
   );
@@ -101,6 +110,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
+  const terms = new TermsHandler(db, config);
 
   const http = createHttpApp({
     logger,
@@ -113,6 +123,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       accountRoutes(router, account, sessions, logger);
       deviceRoutes(router, devices, sessions, logger);
       adminRegisterRoutes(router, sharedSecret);
+      termsRoutes(router, terms);
+      adminTermsRoutes(router, terms, sessions, logger);
     },
   });
 
