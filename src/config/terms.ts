@@ -107,8 +107,10 @@ function gatehousePolicies(input: TermsInput): Config['terms'] {
       if (!l) continue;
       track(l);
       const name = l.string('name', '');
-      if (name === '') errors.push(`${lpath}.name: required (the policy's name in this language)`);
+      const rawName = l.peek('name');
+      if (rawName === undefined || rawName === null || rawName === '') errors.push(`${lpath}.name: required (the policy's name in this language)`);
       const url = l.optionalString('url');
+      if (url === null && l.has('url')) continue; // of the wrong type: reported
       if (url !== null) {
         if (!isHttpUrl(url)) errors.push(`${lpath}.url: "${url}" is not an http(s) URL`);
         languages[lang] = { name, url, file: null };
@@ -155,7 +157,7 @@ function userConsent(input: TermsInput): UserConsentConfig | null {
   const s = track(root.section('user_consent'));
   // Server notices and blocking events concern rooms, which Gatehouse does not serve yet.
   s.accept('server_notice_content', 'send_server_notice_to_guests', 'block_events_error');
-  if (!given) return null;
+  if (!given || !isObject(root.peek('user_consent'))) return null;
   const v = version(s, 'user_consent', errors);
   const rawDir = s.optionalString('template_dir');
   const policyName = s.string('policy_name', 'Privacy Policy');

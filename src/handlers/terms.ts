@@ -34,8 +34,9 @@ export function acceptedLanguages(header: string | null): string[] {
       if (!/^[A-Za-z]{1,8}(?:-[A-Za-z0-9]{1,8})*$/.test(tag)) return;
       let q = 1;
       for (const p of params) {
+        if (!/^q=/i.test(p)) continue;
         const m = /^q=(0(?:\.\d{0,3})?|1(?:\.0{0,3})?)$/i.exec(p);
-        if (m) q = Number(m[1]);
+        q = m ? Number(m[1]) : 0; // a malformed weight: the range is left out
       }
       if (q > 0) ranges.push({ tag, q, i });
     });

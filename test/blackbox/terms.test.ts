@@ -5,11 +5,12 @@
 // Synapse's /_matrix/consent); admins read what a user accepted.
 
 import { createHmac } from 'node:crypto';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import * as sdk from 'matrix-js-sdk';
 import { type Logger, logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { ACCOUNT_TABLES, countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
@@ -79,6 +80,7 @@ const documentsDir = writeTree({
   'tos/en_GB/1.2.html': gatehouseDocument('TOS-EN-GB'),
   // An older version and a policy that is not configured: on disk, never served.
   'tos/en/1.1.html': gatehouseDocument('TOS-OLD'),
+  'tos/en/1.3.html': gatehouseDocument('TOS-NEW'),
   'other/en/1.html': gatehouseDocument('OTHER'),
 });
 const templateDir = writeTree({
@@ -323,6 +325,17 @@ describe.each(backends())('terms of service (%s)', (backend) => {
       }
     });
 
+    it("keeps and lists a deactivated user's acceptances", async () => {
+      const before = (await hs.request('GET', path('@t_reader:test.local'), { token: adminToken })).body;
+      expect(before.accepted).toHaveLength(2);
+      const auth = { type: 'm.login.password', identifier: { type: 'm.id.user', user: 't_reader' }, password: DEFAULT_PASSWORD };
+      const deactivate = await hs.request('POST', `${C}/account/deactivate`, { token: userToken, body: { auth } });
+      expect(deactivate.status, deactivate.text).toBe(200);
+      const after = await hs.request('GET', path('@t_reader:test.local'), { token: adminToken });
+      expect(after.status).toBe(200);
+      expect(after.body).toEqual(before);
+    });
+
     it('is 404 M_NOT_FOUND for an unknown local user', async () => {
       expectMatrixError(await hs.request('GET', path('@nobody:test.local'), { token: adminToken }), 404, 'M_NOT_FOUND');
     });
@@ -518,5 +531,48 @@ describe.each(backends())("Synapse's user_consent (%s)", (backend) => {
       },
       TABLES,
     );
+  });
+});
+
+describe.each(backends())('a new version during a registration (%s)', (backend) => {
+  let hs: TestServer;
+  beforeAll(async () => {
+    hs = await startServer(backend, TERMS_CONFIG);
+  });
+  afterAll(async () => {
+    await hs?.stop();
+  });
+
+  /** Rewrites the server's config with another version of `tos`, and restarts it. */
+  async function publishVersion(version: string): Promise<void> {
+    const file = `${hs.dataDir}/homeserver.yaml`;
+    const config = parse(readFileSync(file, 'utf8'));
+    config.terms.policies.tos.version = version;
+    delete config.terms.policies.tos.fr;
+    delete config.terms.policies.tos.en_GB;
+    writeFileSync(file, stringify(config));
+    await hs.restart();
+  }
+
+  it('records the version the user was shown; later registrations accept the new one', async () => {
+    const first = await register(hs, { username: 'nv_early' });
+    const session = first.body.session as string;
+    expect(first.body.params[TERMS].policies.tos.version).toBe('1.2');
+    // The stage passes (no password yet, so the registration waits)...
+    const passed = await register(hs, { auth: { type: TERMS, session } });
+    expectMatrixError(passed, 400, 'M_MISSING_PARAM');
+    // ...then the admin publishes 1.3.
+    await publishVersion('1.3');
+    const probe = await register(hs, {});
+    expect(probe.body.params[TERMS].policies.tos).toEqual({ version: '1.3', en: { name: 'Terms of Service', url: `${BASE}_gatehouse/terms/tos/1.3/en` } });
+    expect((await hs.request('GET', '/_gatehouse/terms/tos/1.3/en')).text).toContain('TOS-NEW tos v1.3');
+    expectMatrixError(await hs.request('GET', '/_gatehouse/terms/tos/1.2/en'), 404, 'M_NOT_FOUND');
+
+    const early = await register(hs, { password: DEFAULT_PASSWORD, auth: { type: TERMS, session } });
+    expect(early.status, early.text).toBe(200);
+    expect((await acceptances(hs, '@nv_early:test.local')).map((r) => `${r.policy_id}@${r.version}`)).toEqual(['privacy@2', 'tos@1.2']);
+    const late = await register(hs, { username: 'nv_late', password: DEFAULT_PASSWORD, auth: { type: TERMS } });
+    expect(late.status, late.text).toBe(200);
+    expect((await acceptances(hs, '@nv_late:test.local')).map((r) => `${r.policy_id}@${r.version}`)).toEqual(['privacy@2', 'tos@1.3']);
   });
 });

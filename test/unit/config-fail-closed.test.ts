@@ -18,7 +18,6 @@ const BASE = '/etc/gatehouse';
 const SAMPLES: Record<string, { restricting: unknown[]; harmless: unknown[] }> = {
   registrations_require_3pid: { restricting: [['email'], ['msisdn'], ['email', 'msisdn'], 'email'], harmless: [[], null] },
   enable_registration_captcha: { restricting: [true, 'yes'], harmless: [false, null] },
-  'user_consent.require_at_registration': { restricting: [true, 'true'], harmless: [false, null] },
   allowed_local_3pids: { restricting: [[{ medium: 'email', pattern: '^[^@]+@example\\.org$' }], {}], harmless: [[], null] },
   inhibit_user_in_use_error: { restricting: [true, 0], harmless: [false, null] },
   request_token_inhibit_3pid_errors: { restricting: [true], harmless: [false, null] },
@@ -90,12 +89,13 @@ describe('the table of restrictive keys', () => {
 
   it('covers the keys the issue names (those not implemented)', () => {
     const keys = RESTRICTIVE_KEYS.map((k) => k.key);
-    // registration_requires_token is implemented (m.login.registration_token), so it is not here.
+    // Implemented, so not here: registration_requires_token (m.login.registration_token) and
+    // user_consent.require_at_registration (m.login.terms).
     expect(keys).not.toContain('registration_requires_token');
+    expect(keys).not.toContain('user_consent.require_at_registration');
     for (const k of [
       'registrations_require_3pid',
       'allowed_local_3pids',
-      'user_consent.require_at_registration',
       'enable_registration_captcha',
       'require_auth_for_profile_requests',
       'limit_profile_requests_to_users_who_share_rooms',
@@ -141,7 +141,6 @@ describe('refusals', () => {
       registrations_require_3pid: ['email'],
       hs_disabled: true,
       password_config: { localdb_enabled: false, policy: { minimum_length: 'eight' } },
-      user_consent: { version: '1.0', require_at_registration: true },
     });
     expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(
       [
@@ -149,7 +148,6 @@ describe('refusals', () => {
         'password_config.localdb_enabled',
         'password_config.policy.minimum_length',
         'registrations_require_3pid',
-        'user_consent.require_at_registration',
       ].sort(),
     );
   });
@@ -166,7 +164,7 @@ describe('refusals', () => {
 
   it('a refused registration step stands in for "open registration without verification"', () => {
     // Synapse accepts open registration behind a token, CAPTCHA or 3PID: the only problem is the unsupported step.
-    for (const step of [{ user_consent: { require_at_registration: true } }, { enable_registration_captcha: true }, { registrations_require_3pid: ['email'] }]) {
+    for (const step of [{ enable_registration_captcha: true }, { registrations_require_3pid: ['email'] }]) {
       const problems = problemsOf({ enable_registration: true, ...step });
       expect(problems).toHaveLength(1);
       expect(problems[0]).toMatch(/^[\w.]+: not supported yet: /);

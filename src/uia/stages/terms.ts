@@ -6,7 +6,7 @@
 
 import type { TermsPolicy } from '../../config/types.js';
 import * as Acceptances from '../../repositories/policy-acceptances.js';
-import type { CompletionContext, StageOutcome, UiaStage } from '../types.js';
+import type { CompletionContext, StageContext, StageOutcome, UiaStage } from '../types.js';
 
 /** MSC1692's params: `{policies: {<policy_id>: {version, <lang>: {name, url}}}}`. */
 export interface TermsParams {
@@ -46,10 +46,13 @@ export class TermsStage implements UiaStage {
   /**
    * Always passes: submitting the stage accepts every listed policy (MSC1692).
    * As Synapse, fields besides `type` and `session` are ignored. The session
-   * keeps the versions presented now, which are what the user accepted even
-   * if the configuration changes before the account is created.
+   * keeps the versions presented when the stage first passed: those are what
+   * the user accepted, even if a new version is published before the account
+   * is created (passing the stage again in the session changes nothing).
    */
-  async check(): Promise<StageOutcome> {
+  async check(_auth: Record<string, unknown>, ctx: StageContext): Promise<StageOutcome> {
+    const earlier = ctx.state as TermsState | undefined;
+    if (earlier?.accepted) return { ok: true, state: earlier };
     return { ok: true, state: { accepted: { ...this.presented } } satisfies TermsState };
   }
 
