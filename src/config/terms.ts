@@ -24,8 +24,25 @@ const OPAQUE_ID_RULE = '1 to 255 characters of 0-9, a-z, A-Z, ".", "_", "~" and 
 type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const isDirectory = (p: string) => statSync(p, { throwIfNoEntry: false })?.isDirectory() === true;
-const isFile = (p: string) => statSync(p, { throwIfNoEntry: false })?.isFile() === true;
+/** What is at `p`, or null when nothing can be found there (missing, or a path through a file or an unreadable folder). */
+function statOf(p: string) {
+  try {
+    return statSync(p, { throwIfNoEntry: false }) ?? null;
+  } catch {
+    return null;
+  }
+}
+const isDirectory = (p: string) => statOf(p)?.isDirectory() === true;
+const isFile = (p: string) => statOf(p)?.isFile() === true;
+
+/** The entries of a folder (none when it cannot be read). */
+function entriesOf(dir: string): string[] {
+  try {
+    return readdirSync(dir).sort();
+  } catch {
+    return [];
+  }
+}
 
 /** Gatehouse's URL for a document it serves from `terms.documents_dir` (every part is URL-safe by grammar). */
 export const termsDocumentPath = (policyId: string, version: string, lang: string) => `_gatehouse/terms/${policyId}/${version}/${lang}`;
@@ -72,7 +89,7 @@ function checkRenders(root: string, name: string, vars: Parameters<typeof render
 
 function gatehousePolicies(input: TermsInput): Config['terms'] {
   const { root, track, errors, baseDir, publicBaseurl } = input;
-  const t = track(root.section('terms'));
+  const t = root.section('terms');
   const rawDir = t.optionalString('documents_dir');
   const documentsDir = rawDir === null ? null : resolve(baseDir, rawDir);
   if (documentsDir !== null && !isDirectory(documentsDir)) errors.push(`terms.documents_dir: ${documentsDir} is not a directory`);
@@ -140,6 +157,8 @@ function gatehousePolicies(input: TermsInput): Config['terms'] {
     if (p.keys().every((k) => k === 'version')) errors.push(`${path}: give the document in at least one language (for example en: {name, url})`);
     if (v !== null) policies[id] = { version: v, languages };
   }
+  // Not a warning: a misspelt `policies` would open registration without the terms.
+  for (const k of t.unknownKeys()) errors.push(`${k}: unknown key (expected policies, documents_dir)`);
   return { policies, documents_dir: documentsDir };
 }
 
@@ -171,7 +190,7 @@ function userConsent(input: TermsInput): UserConsentConfig | null {
   if (v === null || rawDir === null || !isDirectory(dir)) return null;
 
   const languages: string[] = [];
-  for (const lang of readdirSync(dir).sort()) {
+  for (const lang of entriesOf(dir)) {
     const file = `${lang}/${v}.html`;
     if (!LANGUAGE_RE.test(lang) || !isFile(join(dir, file))) continue;
     const failure = checkRenders(dir, file, { policy_id: USER_CONSENT_POLICY_ID, version: v, lang, name: policyName });

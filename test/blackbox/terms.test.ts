@@ -576,3 +576,10 @@ describe.each(backends())('a new version during a registration (%s)', (backend) 
     expect((await acceptances(hs, '@nv_late:test.local')).map((r) => `${r.policy_id}@${r.version}`)).toEqual(['privacy@2', 'tos@1.3']);
   });
 });
+
+describe('start', () => {
+  it('refuses to start when a document Gatehouse would link to is missing, naming the key', async () => {
+    const start = startServer('sqlite', { public_baseurl: BASE, terms: { documents_dir: documentsDir, policies: { tos: { version: '9', en: { name: 'T' } } } } });
+    await expect(start).rejects.toThrow(/server exited with 1[\s\S]*terms\.policies\.tos\.en: no url is given, and .*\/tos\/en\/9\.html does not exist/);
+  });
+});

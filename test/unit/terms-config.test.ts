@@ -109,8 +109,11 @@ describe('terms.policies', () => {
   it.each<[string, Record<string, unknown>, RegExp]>([
     ['terms is not a mapping', { terms: 'yes' }, /^terms: expected a mapping$/],
     ['policies is not a mapping', { terms: { policies: ['tos'] } }, /^terms\.policies: expected a mapping$/],
+    ['a misspelt key (it would open registration without the terms)', { terms: { polices: { tos: { version: '1', en: { name: 'T', url: 'https://x.test/' } } } } }, /^terms\.polices: unknown key \(expected policies, documents_dir\)$/],
     ['documents_dir is not a string', { terms: { documents_dir: 5 } }, /^terms\.documents_dir: expected a string/],
     ['documents_dir does not exist', { terms: { documents_dir: '/nonexistent/terms' } }, /^terms\.documents_dir: \/nonexistent\/terms is not a directory$/],
+    ['documents_dir is a file', { terms: { documents_dir: join(configDir, 'plain-file') } }, /^terms\.documents_dir: .*\/plain-file is not a directory$/],
+    ['documents_dir goes through a file', { terms: { documents_dir: join(configDir, 'plain-file', 'terms') } }, /^terms\.documents_dir: .*\/plain-file\/terms is not a directory$/],
     ['a policy ID with a space', { terms: { policies: { 'my tos': { version: '1', en: { name: 'T', url: 'https://x.test/' } } } } }, /^terms\.policies\.my tos: "my tos" is not an opaque identifier/],
     ['a policy ID over 255 characters', { terms: { policies: { ['a'.repeat(256)]: { version: '1', en: { name: 'T', url: 'https://x.test/' } } } } }, /is not an opaque identifier/],
     ['a policy ID of ..', { terms: { policies: { '..': { version: '1', en: { name: 'T', url: 'https://x.test/' } } } } }, /^terms\.policies\...: "\." and "\.\." cannot be policy IDs$/],
