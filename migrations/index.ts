@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import * as initial from './20261123000000_initial.js';
 import * as foundationCorrections from './20261129000000_foundation_corrections.js';
 import * as registrationTokens from './20261129010000_registration_tokens.js';
+import * as terms from './20261129020000_terms.js';
 import * as accountApproval from './20261129030000_account_approval.js';
 
 interface Migration {
@@ -16,6 +17,7 @@ const migrations: Record<string, Migration> = {
   '20261123000000_initial': initial,
   '20261129000000_foundation_corrections': foundationCorrections,
   '20261129010000_registration_tokens': registrationTokens,
+  '20261129020000_terms': terms,
   '20261129030000_account_approval': accountApproval,
 };
 

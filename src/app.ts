@@ -19,13 +19,16 @@ import { LoginHandler } from './handlers/login.js';
 import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
+import { TermsHandler } from './handlers/terms.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
 import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-tokens.js';
+import { adminTermsRoutes } from './http/routes/admin/terms.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
+import { termsRoutes } from './http/routes/terms.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
 import { PreparedAccessTokenLookup } from './repositories/tokens.js';
@@ -33,6 +36,7 @@ import { UiaEngine } from './uia/engine.js';
 import { DummyStage } from './uia/stages/dummy.js';
 import { PasswordStage } from './uia/stages/password.js';
 import { RegistrationTokenStage } from './uia/stages/registration-token.js';
+import { TermsStage } from './uia/stages/terms.js';
 
 export interface GatehouseOptions {
   logger: Logger;
@@ -86,7 +90,12 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
 
   const uia = new UiaEngine(
     db,
-    [new DummyStage(), new PasswordStage(config.server_name, hasher, limiters.failedAttempts), new RegistrationTokenStage()],
+    [
+      new DummyStage(),
+      new PasswordStage(config.server_name, hasher, limiters.failedAttempts),
+      new RegistrationTokenStage(),
+      new TermsStage(config.terms.policies),
+    ],
     config.ui_auth_session_lifetime,
     hasher,
   );
@@ -104,6 +113,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
   const registrationTokens = new RegistrationTokenAdminHandler(db);
+  const terms = new TermsHandler(db, config);
 
   const http = createHttpApp({
     logger,
@@ -117,6 +127,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       deviceRoutes(router, devices, sessions, logger);
       adminRegisterRoutes(router, sharedSecret);
       adminRegistrationTokenRoutes(router, registrationTokens, sessions, logger);
+      termsRoutes(router, terms);
+      adminTermsRoutes(router, terms, sessions, logger);
     },
   });
 

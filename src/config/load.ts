@@ -10,6 +10,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit, SupportContact, WellKnownSupport } from './types.js';
 import { refuseRestrictiveKeys } from './restrictive-keys.js';
+import { keepVersionsAsWritten, termsConfig } from './terms.js';
 import { parseDuration, parseSize } from './units.js';
 
 export class ConfigError extends Error {
@@ -23,7 +24,7 @@ type Raw = Record<string, unknown>;
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** Walks one mapping of the raw config, collecting problems instead of throwing at the first. */
-class Section {
+export class Section {
   private readonly seen = new Set<string>();
   constructor(
     private readonly raw: Raw,
@@ -47,6 +48,11 @@ class Section {
   /** The raw value, without marking the key as read. */
   peek(k: string): unknown {
     return this.raw[k];
+  }
+
+  /** The mapping's keys (for mappings whose keys are names, such as policy IDs). */
+  keys(): string[] {
+    return Object.keys(this.raw);
   }
 
   /** Marks keys Gatehouse knows but does not act on, so they raise no warning. */
@@ -386,6 +392,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     session_lifetime: root.duration('session_lifetime', null),
     ui_auth_session_lifetime: 0,
     max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
+    ...termsConfig({ root, track, errors, baseDir, publicBaseurl }),
   };
   const uiAuth = track(root.section('ui_auth'));
   // 30 minutes (Synapse keeps UIA sessions for 48 hours, which holds a registration token's use
@@ -438,5 +445,6 @@ export function loadConfigFile(path: string): LoadedConfig {
   } catch (e) {
     throw new ConfigError([`${path} is not valid YAML: ${(e as Error).message}`]);
   }
+  keepVersionsAsWritten(text, raw);
   return buildConfig(raw ?? {}, dirname(resolve(path)));
 }

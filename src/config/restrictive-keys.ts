@@ -59,12 +59,6 @@ export const RESTRICTIVE_KEYS: readonly RestrictiveKey[] = [
     gatesRegistration: true,
   },
   {
-    key: 'user_consent.require_at_registration',
-    restricts: unlessFalse,
-    why: 'Gatehouse has no terms stage (m.login.terms), so accounts would be created without accepting the policy. Remove the key or set it to false.',
-    gatesRegistration: true,
-  },
-  {
     key: 'allowed_local_3pids',
     restricts: unlessEmptyList,
     why: 'Gatehouse cannot hold third-party identifiers (email addresses, phone numbers) to these patterns. Remove the key or set it to [].',

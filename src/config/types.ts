@@ -48,6 +48,39 @@ export interface WellKnownSupport {
   support_page: string | null;
 }
 
+/** One policy document in one language (MSC1692's `{name, url}`). */
+export interface TermsDocument {
+  name: string;
+  /** The absolute http(s) URL clients show: as configured, or Gatehouse's own when it serves the document. */
+  url: string;
+  /**
+   * The file Gatehouse serves at /_gatehouse/terms/...: its path under
+   * `terms.documents_dir` (`<policy_id>/<lang>/<version>.html`). null when
+   * the document is elsewhere (`url` configured) or served at /_matrix/consent.
+   */
+  file: string | null;
+}
+
+/** One policy of `m.login.terms` (MSC1692): a version, and the document in each language. */
+export interface TermsPolicy {
+  /** An opaque identifier (MSC1597). */
+  version: string;
+  /** By language code (RFC 5646, `-` or `_`). At least one. */
+  languages: Record<string, TermsDocument>;
+}
+
+/** Synapse's `user_consent` section (its one policy, served at /_matrix/consent). */
+export interface UserConsentConfig {
+  version: string;
+  /** `<template_dir>/<lang>/<version>.html` are the documents. */
+  template_dir: string;
+  policy_name: string;
+  /** Adds the policy to `terms.policies` as `privacy_policy` (as Synapse). */
+  require_at_registration: boolean;
+  /** The languages that have `<lang>/<version>.html` in `template_dir`. */
+  languages: string[];
+}
+
 export interface Config {
   server_name: string;
   public_baseurl: string | null;
@@ -102,4 +135,13 @@ export interface Config {
 
   /** Largest request body accepted, in bytes (Gatehouse-only). */
   max_request_body_size: number;
+
+  /**
+   * Terms of service at registration (MSC1692). `policies` (by policy ID) are
+   * `terms.policies` plus, when `user_consent.require_at_registration`,
+   * Synapse's `privacy_policy`; empty means no `m.login.terms` stage.
+   */
+  terms: { policies: Record<string, TermsPolicy>; documents_dir: string | null };
+  /** Synapse's `user_consent`, when given. */
+  user_consent: UserConsentConfig | null;
 }

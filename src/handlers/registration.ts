@@ -62,15 +62,19 @@ export class RegistrationHandler {
 
   /**
    * The UIA flows registration offers, from config: the registration token
-   * first (as Synapse), then (when they land) email per
-   * registrations_require_3pid and the terms last; `m.login.dummy` only when
-   * nothing else is required (and open registration is allowed).
+   * first (as Synapse), then (when it lands) email per
+   * registrations_require_3pid, and the terms (m.login.terms, MSC1692) last;
+   * `m.login.dummy` only when nothing else is required. As Synapse, the terms
+   * are not a verification step: without one, registration needs
+   * enable_registration_without_verification (then the flow is the terms
+   * alone, or the dummy stage when there are none).
    */
   flows(): Flow[] {
     const steps: string[] = [];
     if (this.config.registration_requires_token) steps.push('m.login.registration_token');
-    if (steps.length > 0) return [steps];
-    return this.config.enable_registration_without_verification ? [['m.login.dummy']] : [];
+    if (steps.length === 0 && !this.config.enable_registration_without_verification) return [];
+    if (Object.keys(this.config.terms.policies).length > 0) steps.push('m.login.terms');
+    return steps.length > 0 ? [steps] : [['m.login.dummy']];
   }
 
   /**

@@ -18,7 +18,6 @@ const BASE = '/etc/gatehouse';
 const SAMPLES: Record<string, { restricting: unknown[]; harmless: unknown[] }> = {
   registrations_require_3pid: { restricting: [['email'], ['msisdn'], ['email', 'msisdn'], 'email'], harmless: [[], null] },
   enable_registration_captcha: { restricting: [true, 'yes'], harmless: [false, null] },
-  'user_consent.require_at_registration': { restricting: [true, 'true'], harmless: [false, null] },
   allowed_local_3pids: { restricting: [[{ medium: 'email', pattern: '^[^@]+@example\\.org$' }], {}], harmless: [[], null] },
   request_token_inhibit_3pid_errors: { restricting: [true], harmless: [false, null] },
   app_service_config_files: { restricting: [['/etc/synapse/bridge.yaml'], '/etc/synapse/bridge.yaml'], harmless: [[], null] },
@@ -85,12 +84,12 @@ describe('the table of restrictive keys', () => {
 
   it('covers the keys the issue names (those not implemented)', () => {
     const keys = RESTRICTIVE_KEYS.map((k) => k.key);
-    // Implemented, so not here: registration tokens, inhibit_user_in_use_error, approval (MSC3866).
-    for (const k of ['registration_requires_token', 'inhibit_user_in_use_error', 'experimental_features.msc3866']) expect(keys).not.toContain(k);
+    // Implemented, so not here: registration tokens, terms (user_consent), inhibit_user_in_use_error, approval (MSC3866).
+    for (const k of ['registration_requires_token', 'user_consent.require_at_registration', 'inhibit_user_in_use_error', 'experimental_features.msc3866'])
+      expect(keys).not.toContain(k);
     for (const k of [
       'registrations_require_3pid',
       'allowed_local_3pids',
-      'user_consent.require_at_registration',
       'enable_registration_captcha',
       'require_auth_for_profile_requests',
       'limit_profile_requests_to_users_who_share_rooms',
@@ -135,7 +134,6 @@ describe('refusals', () => {
       registrations_require_3pid: ['email'],
       hs_disabled: true,
       password_config: { localdb_enabled: false, policy: { minimum_length: 'eight' } },
-      user_consent: { version: '1.0', require_at_registration: true },
     });
     expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(
       [
@@ -143,7 +141,6 @@ describe('refusals', () => {
         'password_config.localdb_enabled',
         'password_config.policy.minimum_length',
         'registrations_require_3pid',
-        'user_consent.require_at_registration',
       ].sort(),
     );
   });
@@ -160,7 +157,7 @@ describe('refusals', () => {
 
   it('a refused registration step stands in for "open registration without verification"', () => {
     // Synapse accepts open registration behind a token, CAPTCHA or 3PID: the only problem is the unsupported step.
-    for (const step of [{ user_consent: { require_at_registration: true } }, { enable_registration_captcha: true }, { registrations_require_3pid: ['email'] }]) {
+    for (const step of [{ enable_registration_captcha: true }, { registrations_require_3pid: ['email'] }]) {
       const problems = problemsOf({ enable_registration: true, ...step });
       expect(problems).toHaveLength(1);
       expect(problems[0]).toMatch(/^[\w.]+: not supported yet: /);
