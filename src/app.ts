@@ -14,6 +14,8 @@ import { AccountHandler } from './handlers/account.js';
 import { createAdminUser } from './handlers/admin/bootstrap.js';
 import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-registration.js';
 import { DeviceHandler } from './handlers/devices.js';
+import { FallbackHandler } from './handlers/fallback.js';
+import { InviteHandler } from './handlers/invite.js';
 import { LoginHandler } from './handlers/login.js';
 import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
@@ -22,8 +24,10 @@ import { accountRoutes } from './http/routes/account.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
+import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
+import { Pages } from './http/pages.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
 import { PreparedAccessTokenLookup } from './repositories/tokens.js';
@@ -58,6 +62,9 @@ const sweepInterval = (uiaLifetimeMs: number) => Math.min(60_000, Math.max(250, 
 
 export async function createGatehouse(config: Config, opts: GatehouseOptions): Promise<Gatehouse> {
   const { logger } = opts;
+  // Templates first: a broken custom template stops the start before anything is opened.
+  const pages = new Pages(config.templates.custom_template_directory, { server_name: config.server_name });
+  pages.verify();
   const db = openDatabase(config.database);
   const applied = await migrateToLatest(db);
   if (applied.length) logger.info({ migrations: applied }, 'database migrated');
@@ -101,11 +108,15 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
+  // Fallback pages exist for registration's stages only (the token, the terms).
+  const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));
+  const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
 
   const http = createHttpApp({
     logger,
     maxBodyBytes: config.max_request_body_size,
     trustProxy: config.listeners.some((l) => l.x_forwarded),
+    formPaths: PAGE_FORM_PATHS,
     mount(router) {
       serverInfoRoutes(router, info, sessions, logger);
       registerRoutes(router, registration);
@@ -113,6 +124,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       accountRoutes(router, account, sessions, logger);
       deviceRoutes(router, devices, sessions, logger);
       adminRegisterRoutes(router, sharedSecret);
+      pageRoutes(router, pages, fallback, invite, config);
     },
   });
 

@@ -98,4 +98,7 @@ export interface Config {
 
   /** Largest request body accepted, in bytes (Gatehouse-only). */
   max_request_body_size: number;
+
+  /** Synapse's `templates` section: the admin's folder of page templates (absolute), or null for the built-in ones. */
+  templates: { custom_template_directory: string | null };
 }
