@@ -201,8 +201,8 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 /**
  * The documents of `m.login.terms` params (MSC1692: `{policies: {<id>:
  * {version, <lang>: {name, url}}}}`), each in the first language of
- * Accept-Language the server has (matching `en-GB`, `en_GB` or `en`), else
- * English, else the first given.
+ * Accept-Language the server has (`en-GB` or `en_GB` exactly, else another
+ * `en`), else English, else the first given.
  */
 export function policyList(params: unknown, acceptLanguage: string): PolicyView[] {
   const policies = isObject(params) && isObject(params.policies) ? params.policies : {};
@@ -224,10 +224,10 @@ export function policyList(params: unknown, acceptLanguage: string): PolicyView[
     );
     if (langs.length === 0) continue;
     const norm = (l: string) => l.toLowerCase().replace('_', '-');
-    const pick =
-      wanted.map((w) => langs.find(([l]) => norm(l) === w) ?? langs.find(([l]) => norm(l) === w.split('-')[0])).find((l) => l !== undefined) ??
-      langs.find(([l]) => norm(l) === 'en') ??
-      langs[0]!;
+    const primary = (l: string) => norm(l).split('-')[0];
+    // The exact language first, then one of the same primary language (`fr` for `fr-CH`, `en_GB` for `en`).
+    const find = (w: string) => langs.find(([l]) => norm(l) === w) ?? langs.find(([l]) => primary(l) === primary(w));
+    const pick = wanted.map(find).find((l) => l !== undefined) ?? find('en') ?? langs[0]!;
     views.push({ id, version: typeof policy.version === 'string' ? policy.version : '', name: pick[1].name, url: httpUrl(pick[1].url) });
   }
   return views;
