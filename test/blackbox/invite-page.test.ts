@@ -176,6 +176,9 @@ describe.each(backends())('invite page over HTTP (%s)', (backend) => {
     expect(await countRows(hs, 'devices')).toBe(devices);
     const login = await hs.login(username);
     expect(login.user_id).toBe(userId);
+    // The token is a secret: the request log names the page, not the token.
+    expect(hs.logs()).toContain('"path":"/_gatehouse/invite/<token>"');
+    expect(hs.logs()).not.toContain(token);
 
     // The one use is spent: the link now says so, to GET and to POST alike.
     const again = await hs.request('GET', invitePath(token));
