@@ -35,6 +35,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=prod-deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+# The HTML pages' templates: the server looks for templates/ beside package.json.
+COPY templates ./templates
 # package.json says "type": "module": without it Node would not load dist/ as ESM.
 COPY package.json ./
 COPY docker/complement-entrypoint.sh docker/healthcheck.mjs ./docker/

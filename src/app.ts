@@ -15,6 +15,8 @@ import { createAdminUser } from './handlers/admin/bootstrap.js';
 import { RegistrationTokenAdminHandler } from './handlers/admin/registration-tokens.js';
 import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-registration.js';
 import { DeviceHandler } from './handlers/devices.js';
+import { FallbackHandler } from './handlers/fallback.js';
+import { InviteHandler } from './handlers/invite.js';
 import { LoginHandler } from './handlers/login.js';
 import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
@@ -26,9 +28,11 @@ import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-t
 import { adminTermsRoutes } from './http/routes/admin/terms.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
+import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
 import { termsRoutes } from './http/routes/terms.js';
+import { Pages } from './http/pages.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
 import { PreparedAccessTokenLookup } from './repositories/tokens.js';
@@ -64,6 +68,9 @@ const sweepInterval = (uiaLifetimeMs: number) => Math.min(60_000, Math.max(250, 
 
 export async function createGatehouse(config: Config, opts: GatehouseOptions): Promise<Gatehouse> {
   const { logger } = opts;
+  // Templates first: a broken custom template stops the start before anything is opened.
+  const pages = new Pages(config.templates.custom_template_directory, { server_name: config.server_name });
+  pages.verify();
   const db = openDatabase(config.database);
   const applied = await migrateToLatest(db);
   if (applied.length) logger.info({ migrations: applied }, 'database migrated');
@@ -114,11 +121,15 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
   const registrationTokens = new RegistrationTokenAdminHandler(db);
   const terms = new TermsHandler(db, config);
+  // Fallback pages exist for registration's stages only (the token, the terms).
+  const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));
+  const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
 
   const http = createHttpApp({
     logger,
     maxBodyBytes: config.max_request_body_size,
     trustProxy: config.listeners.some((l) => l.x_forwarded),
+    formPaths: PAGE_FORM_PATHS,
     mount(router) {
       serverInfoRoutes(router, info, sessions, logger);
       registerRoutes(router, registration);
@@ -129,6 +140,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       adminRegistrationTokenRoutes(router, registrationTokens, sessions, logger);
       termsRoutes(router, terms);
       adminTermsRoutes(router, terms, sessions, logger);
+      pageRoutes(router, pages, fallback, invite, config);
     },
   });
 

@@ -5,7 +5,7 @@
 // (restrictive-keys.ts): those stop the server, which must never be more open
 // than its config says.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit, SupportContact, WellKnownSupport } from './types.js';
@@ -212,6 +212,21 @@ function requiresApproval(root: Section, track: (s: Section) => Section): boolea
   return own || synapse;
 }
 
+/** Synapse's `templates.custom_template_directory`: must name a directory (as Synapse, which refuses a missing one). */
+function templateDirectory(s: Section, baseDir: string, errors: string[]): string | null {
+  const given = s.optionalString('custom_template_directory');
+  if (given === null) return null;
+  const dir = resolvePath(given, baseDir);
+  let isDir = false;
+  try {
+    isDir = statSync(dir).isDirectory();
+  } catch {
+    /* reported below */
+  }
+  if (!isDir) errors.push(`templates.custom_template_directory: ${dir} is not a directory`);
+  return dir;
+}
+
 export interface LoadedConfig {
   config: Config;
   warnings: string[];
@@ -393,6 +408,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     ui_auth_session_lifetime: 0,
     max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
     ...termsConfig({ root, track, errors, baseDir, publicBaseurl }),
+    templates: { custom_template_directory: templateDirectory(track(root.section('templates')), baseDir, errors) },
   };
   const uiAuth = track(root.section('ui_auth'));
   // 30 minutes (Synapse keeps UIA sessions for 48 hours, which holds a registration token's use

@@ -144,4 +144,6 @@ export interface Config {
   terms: { policies: Record<string, TermsPolicy>; documents_dir: string | null };
   /** Synapse's `user_consent`, when given. */
   user_consent: UserConsentConfig | null;
+  /** Synapse's `templates` section: the admin's folder of page templates (absolute), or null for the built-in ones. */
+  templates: { custom_template_directory: string | null };
 }

@@ -21,6 +21,8 @@ export interface HttpOptions {
   trustProxy: boolean;
   /** Adds each area's routes. */
   mount: (router: Router) => void;
+  /** Paths whose routes read an HTML form instead of JSON (see `formBody`), v3 and r0 alike. */
+  formPaths?: readonly RegExp[];
 }
 
 export function createHttpApp(opts: HttpOptions): Koa {
@@ -38,7 +40,7 @@ export function createHttpApp(opts: HttpOptions): Koa {
   app.use(matrixErrors());
   app.use(unrecognizedFallback());
   app.use(strictUrlText());
-  app.use(jsonBody(opts.maxBodyBytes));
+  app.use(jsonBody(opts.maxBodyBytes, opts.formPaths));
   app.use(legacyPrefix());
   app.use(router.routes());
   app.use(router.allowedMethods());

@@ -147,6 +147,23 @@ export class UiaEngine {
   }
 
   /**
+   * The `params` a stage publishes for `operation` (what the 401 body carries
+   * under its type; an alias names the same stage), or undefined when it
+   * publishes none or is unknown: for a page that shows a stage (the terms'
+   * documents) before any session exists.
+   */
+  async stageParams(type: string, operation: UiaOperation): Promise<unknown> {
+    return this.stages.get(type)?.params?.(operation);
+  }
+
+  /** `stageParams` for an existing session's operation (a fallback page); undefined for an unknown, expired or completed session. */
+  async sessionStageParams(sessionId: string, type: string, clientIp: string): Promise<unknown> {
+    const row = /^[A-Za-z0-9]{1,64}$/.test(sessionId) ? await Sessions.findSession(this.db, sessionId) : null;
+    if (!row || row.expires_ts <= this.clock() || row.result !== null) return undefined;
+    return this.stageParams(type, { name: row.operation, userId: row.user_id, params: row.remembered.params, clientIp });
+  }
+
+  /**
    * Completes the session inside the operation's transaction, recording what
    * the operation produced (`result`, returned to a repeat of the request as
    * `previous`), and lets each stage finish (e.g. turn a pending token use into

@@ -4,6 +4,9 @@
 // turns every invalid byte into U+FFFD, and then `pw\x81\x81` and `pw\xfe\xff`
 // are the same password). Routes that read a body need a JSON object
 // (`jsonObject`); routes whose request has no body ignore any valid JSON.
+// The HTML pages' forms are the one exception: their paths are declared as
+// form paths, which the JSON reader leaves alone; their routes read the form
+// with `formBody`, under the same limits and the same strict UTF-8.
 
 import type { IncomingMessage } from 'node:http';
 import { type Readable, Transform } from 'node:stream';
@@ -16,6 +19,8 @@ declare module 'koa' {
   interface Request {
     /** The parsed JSON body ({} when none was sent); set for POST, PUT, PATCH and DELETE. */
     body?: unknown;
+    /** On form paths: reads the body as an HTML form (see `formBody`). */
+    readForm?: () => Promise<URLSearchParams>;
   }
 }
 
@@ -24,10 +29,14 @@ const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 const tooLarge = () => new MatrixError(413, 'M_TOO_LARGE', 'Request body is too large');
 const notJson = (why: string) => new MatrixError(400, 'M_NOT_JSON', `Content not JSON: ${why}`);
+const badForm = (why: string) => new MatrixError(400, 'M_INVALID_PARAM', `The form data cannot be read: ${why}`);
 
 /**
  * Reads and parses the body of POST/PUT/PATCH/DELETE requests into
- * `ctx.request.body`, before any route runs.
+ * `ctx.request.body`, before any route runs. Paths matching `formPaths` (HTML
+ * pages whose forms post `application/x-www-form-urlencoded`) are not read
+ * here: their routes call `formBody`, so that they can answer its errors as a
+ * page.
  *
  * - over `limitBytes` (declared by Content-Length, received, or once
  *   decompressed): 413 M_TOO_LARGE;
@@ -42,13 +51,60 @@ const notJson = (why: string) => new MatrixError(400, 'M_NOT_JSON', `Content not
  *
  * An empty body reads as {}.
  */
-export function jsonBody(limitBytes: number) {
+export function jsonBody(limitBytes: number, formPaths: readonly RegExp[] = []) {
   return async (ctx: Context, next: Next) => {
+    if (BODY_METHODS.has(ctx.method) && formPaths.some((re) => re.test(ctx.path))) {
+      ctx.request.readForm = () => readForm(ctx, limitBytes);
+      return next();
+    }
     const declared = Number(ctx.get('content-length') || 0);
     if (declared > limitBytes) throw tooLarge();
-    if (BODY_METHODS.has(ctx.method)) ctx.request.body = parseJson(await readBody(ctx.req, limitBytes));
+    if (BODY_METHODS.has(ctx.method)) ctx.request.body = parseJson(await readBody(ctx.req, limitBytes, notJson));
     await next();
   };
+}
+
+/**
+ * The body of a POST to a form path (declared to `jsonBody`) as its fields, in
+ * order (a repeated name keeps every value). Errors (MatrixErrors, for the
+ * page to show): 413 M_TOO_LARGE (over the body limit, as for JSON), 415
+ * M_UNKNOWN (not `application/x-www-form-urlencoded`, or a charset other
+ * than UTF-8), 400 M_INVALID_PARAM (bytes or percent escapes that are not
+ * UTF-8, a broken encoding, a NUL character). Read once; a second call rejects.
+ */
+export function formBody(ctx: Context): Promise<URLSearchParams> {
+  if (!ctx.request.readForm) throw new Error(`formBody: ${ctx.path} is not declared as a form path`);
+  const read = ctx.request.readForm;
+  ctx.request.readForm = () => Promise.reject(new Error('formBody: the form was read already'));
+  return read();
+}
+
+const FORM_TYPE = /^application\/x-www-form-urlencoded\s*(;|$)/i;
+
+async function readForm(ctx: Context, limitBytes: number): Promise<URLSearchParams> {
+  const type = ctx.get('content-type');
+  const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(type)?.[1];
+  if (!FORM_TYPE.test(type) || (charset !== undefined && charset.toLowerCase() !== 'utf-8'))
+    throw new MatrixError(415, 'M_UNKNOWN', 'The form must be sent as application/x-www-form-urlencoded in UTF-8');
+  if (Number(ctx.get('content-length') || 0) > limitBytes) throw tooLarge();
+  const bytes = await readBody(ctx.req, limitBytes, badForm);
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw badForm('the body is not UTF-8');
+  }
+  // URLSearchParams would turn an escape that is not UTF-8 (`%81`) into U+FFFD: refuse it instead.
+  for (const part of text.split('&')) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(part.replaceAll('+', ' '));
+    } catch {
+      throw badForm('a field is not percent-encoded UTF-8');
+    }
+    if (decoded.includes('\u0000')) throw badForm('a field holds a NUL character');
+  }
+  return new URLSearchParams(text);
 }
 
 /**
@@ -59,12 +115,12 @@ export function jsonBody(limitBytes: number) {
  * reader exists to avoid. On failure the request is left with the rest of its
  * body unread, for the drain (drain.ts) to skip within its bounds.
  */
-async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+async function readBody(req: IncomingMessage, limit: number, unreadable: (why: string) => MatrixError): Promise<Buffer> {
   let stream: Readable;
   try {
     stream = inflate(req);
   } catch {
-    throw notJson(`unsupported Content-Encoding "${String(req.headers['content-encoding']).slice(0, 40)}"`);
+    throw unreadable(`unsupported Content-Encoding "${String(req.headers['content-encoding']).slice(0, 40)}"`);
   }
   const decompressing = stream !== req;
   try {
@@ -79,7 +135,7 @@ async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
     }
     if ((err as { status?: number }).status === 413) throw tooLarge();
     // An aborted or short body, or compressed data that does not decompress.
-    throw notJson(decompressing ? `the body is not valid ${req.headers['content-encoding']} data` : 'the body ended early');
+    throw unreadable(decompressing ? `the body is not valid ${req.headers['content-encoding']} data` : 'the body ended early');
   }
 }
 

@@ -1,0 +1,245 @@
+// HTML pages: the UIA fallback pages (spec: Client-Server API, "Fallback") and
+// the invite page. They answer in HTML, errors included, and their POSTs are
+// HTML forms (application/x-www-form-urlencoded), read with `formBody`.
+//
+// CSRF: the forms carry no credentials (no cookies, no signed-in user): a
+// cross-site POST could only do what its sender can do directly with the
+// session ID or invite token it would need to know. As defence in depth, a
+// POST that the browser marks as coming from another site (Sec-Fetch-Site) is
+// refused, the pages cannot be framed, and forms may post only to this origin
+// (see the CSP in ../pages.ts).
+
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { Config } from '../../config/types.js';
+import { forbidden, MatrixError, missingParam } from '../../errors.js';
+import type { FallbackHandler, FallbackView } from '../../handlers/fallback.js';
+import type { InviteForm, InviteHandler, InviteState } from '../../handlers/invite.js';
+import { formBody } from '../middleware/body.js';
+import type { Pages } from '../pages.js';
+
+/** The paths whose POSTs are HTML forms (the body middleware leaves them to `formBody`). */
+export const PAGE_FORM_PATHS: readonly RegExp[] = [
+  /^\/_matrix\/client\/(?:v3|r0)\/auth\/[^/]+\/fallback\/web\/?$/,
+  /^\/_gatehouse\/invite\/[^/]+\/?$/,
+];
+
+const TOKEN_STAGE = 'm.login.registration_token';
+
+export function pageRoutes(router: Router, pages: Pages, fallback: FallbackHandler, invite: InviteHandler, config: Config): void {
+  /** Runs a page route; a MatrixError becomes an HTML error page with its status (and headers, e.g. Retry-After). */
+  const page = (handler: (ctx: Context) => Promise<void>) => async (ctx: Context) => {
+    try {
+      await handler(ctx);
+    } catch (err) {
+      if (!(err instanceof MatrixError)) throw err;
+      pages.send(ctx, err.status, 'error.html', { title: titleFor(err.status), message: err.message, errcode: err.errcode }, err.headers);
+    }
+  };
+
+  // GET /_matrix/client/v3/auth/{stage}/fallback/web
+  router.get('/_matrix/client/v3/auth/:stage/fallback/web', page(async (ctx) => {
+    const stage = ctx.params.stage!;
+    const session = sessionOf(ctx, null);
+    const view = await fallback.show(stage, session, ctx.ip);
+    if (view.done) return pages.send(ctx, 200, 'auth_success.html', {});
+    stageForm(ctx, 200, stage, session, view, {});
+  }));
+
+  // POST /_matrix/client/v3/auth/{stage}/fallback/web
+  router.post('/_matrix/client/v3/auth/:stage/fallback/web', page(async (ctx) => {
+    sameOrigin(ctx);
+    const stage = ctx.params.stage!;
+    const form = await formBody(ctx);
+    const session = sessionOf(ctx, form);
+    const view = await fallback.show(stage, session, ctx.ip);
+    if (view.done) return pages.send(ctx, 200, 'auth_success.html', {});
+    let fields: Record<string, unknown> = {};
+    let error: string | null = null;
+    const token = (form.get('token') ?? '').trim();
+    if (view.type === TOKEN_STAGE) {
+      if (token === '') error = 'Enter the registration token you were given.';
+      fields = { token };
+    } else if (form.get('accept_terms') === null) {
+      error = 'Tick the box to accept the documents, then continue.';
+    }
+    if (error === null) {
+      const outcome = await fallback.submit(stage, session, fields, ctx.ip);
+      if (outcome.ok) return pages.send(ctx, 200, 'auth_success.html', {});
+      error = stageMessage(outcome.error);
+    }
+    stageForm(ctx, 400, stage, session, view, { error, token });
+  }));
+
+  // GET /_gatehouse/invite/{token}
+  router.get('/_gatehouse/invite/:token', page(async (ctx) => {
+    const token = ctx.params.token!;
+    const { state, form } = await invite.check(token, ctx.ip);
+    invitePage(ctx, state, form, {});
+  }));
+
+  // POST /_gatehouse/invite/{token}
+  router.post('/_gatehouse/invite/:token', page(async (ctx) => {
+    sameOrigin(ctx);
+    const token = ctx.params.token!;
+    const form = await formBody(ctx);
+    const username = (form.get('username') ?? '').trim();
+    try {
+      const { user_id: userId, awaiting_approval: awaitingApproval } = await invite.register({
+        token,
+        username,
+        password: form.get('password') ?? '',
+        passwordAgain: form.get('password_again') ?? '',
+        acceptedTerms: form.get('accept_terms') !== null,
+        ip: ctx.ip,
+        userAgent: ctx.get('user-agent') || null,
+      });
+      pages.send(ctx, 200, 'invite_success.html', {
+        user_id: userId,
+        awaiting_approval: awaitingApproval,
+        localpart: userId.slice(1, userId.indexOf(':')),
+        address: config.public_baseurl,
+      });
+    } catch (err) {
+      if (!(err instanceof MatrixError)) throw err;
+      // The token stage refused the token: show what the link is worth now, without the form.
+      if (err.errcode === 'M_UNAUTHORIZED') {
+        const state = await invite.state(token);
+        if (state !== 'valid') return invitePage(ctx, state, await invite.form(ctx.ip), {});
+      }
+      if (err.status === 403) return invitePage(ctx, await invite.state(token), await invite.form(ctx.ip), {});
+      // Everything else re-renders the form with the message, the username kept (never the password).
+      invitePage(ctx, 'valid', await invite.form(ctx.ip), { error: err.message, username }, err.status === 429 ? 429 : 400, err.headers);
+    }
+  }));
+
+  /** The form of a fallback stage: the token field, or the terms' documents and their box. */
+  function stageForm(ctx: Context, status: number, stage: string, session: string, view: FallbackView, extra: { error?: string; token?: string }) {
+    // `myurl` and `error` (only when there is one) as Synapse passes them, so Synapse's templates work too.
+    const vars: Record<string, unknown> = { session, myurl: ctx.path, stage };
+    if (extra.error) vars.error = extra.error;
+    if (view.type === TOKEN_STAGE) {
+      vars.token = extra.token ?? '';
+      return pages.send(ctx, status, 'registration_token.html', vars);
+    }
+    const policies = policyList(view.params, ctx.get('accept-language'));
+    pages.send(ctx, status, 'terms.html', { ...vars, policies, terms_url: policies.find((p) => p.url)?.url ?? '' });
+  }
+
+  function invitePage(
+    ctx: Context,
+    state: InviteState,
+    form: InviteForm,
+    extra: { error?: string; username?: string },
+    errorStatus = 400,
+    headers: Record<string, string> = {},
+  ) {
+    const status = extra.error ? errorStatus : INVITE_STATUS[state];
+    pages.send(
+      ctx,
+      status,
+      'invite.html',
+      {
+        state,
+        username: extra.username ?? '',
+        error: extra.error,
+        policies: form.terms === null ? null : policyList(form.terms, ctx.get('accept-language')),
+        password_rules: form.passwordRules,
+        minimum_length: form.minimumLength,
+      },
+      headers,
+    );
+  }
+}
+
+/** The invite page's status for each state of its token. */
+const INVITE_STATUS: Record<InviteState, number> = { valid: 200, unknown: 404, expired: 410, used_up: 410, closed: 403, unsupported: 403 };
+
+/**
+ * The UIA session the page is for: `?session=` (what the client opens), or
+ * the form's hidden `session` field (what Synapse's templates post). Once
+ * each; both must agree. 400 M_MISSING_PARAM without one.
+ */
+function sessionOf(ctx: Context, form: URLSearchParams | null): string {
+  const q = ctx.query.session;
+  const values = [...(q === undefined ? [] : Array.isArray(q) ? q : [q]), ...(form?.getAll('session') ?? [])];
+  if (values.length === 0 || values[0] === '') throw missingParam('No session supplied');
+  if (values.some((v) => v !== values[0])) throw new MatrixError(400, 'M_INVALID_PARAM', 'The session is given more than once');
+  return values[0]!;
+}
+
+/** Refuses a form that the browser says was sent from another site's page (Sec-Fetch-Site; absent in old browsers). */
+function sameOrigin(ctx: Context): void {
+  const site = ctx.get('sec-fetch-site');
+  if (site !== '' && site !== 'same-origin' && site !== 'none') throw forbidden('This form can only be sent from its own page');
+}
+
+/** What the page says about a failed stage. */
+function stageMessage(error: MatrixError): string {
+  if (error.errcode === 'M_UNAUTHORIZED') return 'That token is not valid. Check that you typed it as you were given it; it may also have expired or been used up.';
+  return error.message;
+}
+
+function titleFor(status: number): string {
+  if (status === 404) return 'Not found';
+  if (status === 429) return 'Too many requests';
+  if (status === 403) return 'Not allowed';
+  if (status >= 500) return 'Something went wrong';
+  return 'This cannot be done';
+}
+
+/** One document of the terms, in the reader's language where the server has it. */
+export interface PolicyView {
+  id: string;
+  version: string;
+  name: string;
+  /** An http(s) URL, or null when the server's value is not one (it is then not made a link). */
+  url: string | null;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The documents of `m.login.terms` params (MSC1692: `{policies: {<id>:
+ * {version, <lang>: {name, url}}}}`), each in the first language of
+ * Accept-Language the server has (`en-GB` or `en_GB` exactly, else another
+ * `en`), else English, else the first given.
+ */
+export function policyList(params: unknown, acceptLanguage: string): PolicyView[] {
+  const policies = isObject(params) && isObject(params.policies) ? params.policies : {};
+  const wanted = acceptLanguage
+    .split(',')
+    .map((part) => {
+      const [tag = '', ...rest] = part.trim().split(';');
+      const q = Number(/^\s*q=([\d.]+)/.exec(rest.join(';'))?.[1] ?? 1);
+      return { tag: tag.trim().toLowerCase().replace('_', '-'), q: Number.isFinite(q) ? q : 0 };
+    })
+    .filter((l) => l.tag !== '' && l.tag !== '*' && l.q > 0)
+    .sort((a, b) => b.q - a.q)
+    .map((l) => l.tag);
+  const views: PolicyView[] = [];
+  for (const [id, policy] of Object.entries(policies)) {
+    if (!isObject(policy)) continue;
+    const langs = Object.entries(policy).filter(
+      (e): e is [string, { name: string; url: string }] => e[0] !== 'version' && isObject(e[1]) && typeof e[1].name === 'string' && typeof e[1].url === 'string',
+    );
+    if (langs.length === 0) continue;
+    const norm = (l: string) => l.toLowerCase().replace('_', '-');
+    const primary = (l: string) => norm(l).split('-')[0];
+    // The exact language first, then one of the same primary language (`fr` for `fr-CH`, `en_GB` for `en`).
+    const find = (w: string) => langs.find(([l]) => norm(l) === w) ?? langs.find(([l]) => primary(l) === primary(w));
+    const pick = wanted.map(find).find((l) => l !== undefined) ?? find('en') ?? langs[0]!;
+    views.push({ id, version: typeof policy.version === 'string' ? policy.version : '', name: pick[1].name, url: httpUrl(pick[1].url) });
+  }
+  return views;
+}
+
+/** `url` when it is an http(s) URL (never `javascript:` or `data:` in a link), else null. */
+function httpUrl(url: string): string | null {
+  try {
+    const u = new URL(url);
+    return u.protocol === 'http:' || u.protocol === 'https:' ? u.toString() : null;
+  } catch {
+    return null;
+  }
+}
