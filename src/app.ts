@@ -119,7 +119,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
-  const registrationTokens = new RegistrationTokenAdminHandler(db);
+  const registrationTokens = new RegistrationTokenAdminHandler(db, config.public_baseurl);
   const terms = new TermsHandler(db, config);
   // Fallback pages exist for registration's stages only (the token, the terms).
   const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));

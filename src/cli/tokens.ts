@@ -30,9 +30,10 @@ database of the config (the server need not run; a running one sees changes at o
 
 Commands:
   list [--valid | --invalid]       All tokens, or only those that can (cannot) be used now
-  new [--token T | --length N] [--uses N] [--expires WHEN] [--note TEXT]
+  new [--token T | --length N] [--uses N] [--expires WHEN] [--note TEXT] [--link]
                                    Create a token (default: 16 random characters,
-                                   unlimited uses, no expiry)
+                                   unlimited uses, no expiry); --link prints only its
+                                   invite link ({public_baseurl}_gatehouse/invite/{token})
   show TOKEN                       One token and the accounts registered with it
   update TOKEN [--uses N | --unlimited] [--expires WHEN | --never] [--note TEXT]
                                    Change a token (--note "" removes the note)
@@ -78,6 +79,7 @@ export async function tokensCommand(args: string[], ctx: TokensCommandContext): 
         expires: { type: 'string' },
         never: { type: 'boolean' },
         note: { type: 'string' },
+        link: { type: 'boolean' },
       },
     });
   } catch (e) {
@@ -123,7 +125,7 @@ export async function tokensCommand(args: string[], ctx: TokensCommandContext): 
       break;
     }
     case 'new': {
-      allowed('token', 'length', 'uses', 'expires', 'note');
+      allowed('token', 'length', 'uses', 'expires', 'note', 'link');
       noPositionals();
       if (values.token !== undefined && values.length !== undefined) ctx.fail('tokens new: give --token or --length, not both');
       const req = {
@@ -133,9 +135,12 @@ export async function tokensCommand(args: string[], ctx: TokensCommandContext): 
         expiryTime: values.expires === undefined ? null : whenOption(values.expires as string, now(), ctx),
         note: values.note === undefined || values.note === '' ? null : (values.note as string),
       };
+      const link = values.link === true;
       action = async (h) => {
         const created = await h.create(req);
-        return json ? toJson(created) : tokenDetails(created, now());
+        if (json) return toJson(created);
+        // --link: just the invite URL, for pasting into a message (or a script).
+        return link ? `${created.invite_url}\n` : tokenDetails(created, now());
       };
       break;
     }
@@ -180,10 +185,12 @@ export async function tokensCommand(args: string[], ctx: TokensCommandContext): 
   }
 
   const config = ctx.readConfig(values.config as string | undefined);
+  // Checked before anything is created: an invite link needs the address people reach the server at.
+  if (values.link && config.public_baseurl === null) ctx.fail('tokens new --link: set public_baseurl in the config; the invite link is {public_baseurl}_gatehouse/invite/{token}');
   const db = await openMigratedDatabase(config, ctx);
   let output: string;
   try {
-    output = await action(new RegistrationTokenAdminHandler(db, now));
+    output = await action(new RegistrationTokenAdminHandler(db, config.public_baseurl, now));
   } catch (e) {
     if (e instanceof MatrixError) return ctx.fail(e.message);
     throw e;
@@ -245,6 +252,7 @@ function tokenDetails(t: TokenView, now: number): string {
     ['expires', t.expiry_time === null ? 'never' : formatTime(t.expiry_time)],
     ['note', oneLine(t.note)],
   ];
+  if (t.invite_url !== undefined) rows.push(['invite', t.invite_url]);
   return rows.map(([k, v]) => `${`${k}:`.padEnd(9)}${v}`.trimEnd()).join('\n') + '\n';
 }
 

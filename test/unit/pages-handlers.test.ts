@@ -148,7 +148,7 @@ describe.each(backends())('fallback and invite handlers over the token and terms
     expect(await userExists('inv_user')).toBe(false);
 
     const passedBefore = terms.passed.length;
-    expect(await invite.register({ ...req, acceptedTerms: true })).toEqual({ user_id: '@inv_user:example.org' });
+    expect(await invite.register({ ...req, acceptedTerms: true })).toEqual({ user_id: '@inv_user:example.org', awaiting_approval: false });
     expect(terms.passed.length).toBe(passedBefore + 1);
     expect(await uses('inv-token')).toEqual({ pending: 0, completed: 1 });
     // inhibit_login: no device.

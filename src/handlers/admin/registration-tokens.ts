@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import { randomString } from '../../crypto/tokens.js';
 import { invalidParam, notFound } from '../../errors.js';
 import * as Tokens from '../../repositories/registration-tokens.js';
+import { inviteUrl } from '../../domain/invite-links.js';
 import { REGISTRATION_TOKEN_RE } from '../../uia/stages/registration-token.js';
 
 /** The characters of MSC3231's grammar; generated tokens draw from all of them. */
@@ -34,6 +35,8 @@ export interface TokenView {
   /** Milliseconds since the epoch; null = never. */
   expiry_time: number | null;
   note: string | null;
+  /** Beyond Synapse: the token's invite page, `{public_baseurl}_gatehouse/invite/{token}`; only when public_baseurl is set. */
+  invite_url?: string;
 }
 
 /** One account registered with a token. */
@@ -73,8 +76,8 @@ export interface ListRequest {
   limit: number;
 }
 
-function view(row: Tokens.RegistrationTokenRow): TokenView {
-  return {
+function view(row: Tokens.RegistrationTokenRow, publicBaseurl: string | null): TokenView {
+  const v: TokenView = {
     token: row.token,
     uses_allowed: row.uses_allowed,
     pending: row.pending,
@@ -82,6 +85,9 @@ function view(row: Tokens.RegistrationTokenRow): TokenView {
     expiry_time: row.expiry_time,
     note: row.note,
   };
+  const url = inviteUrl(publicBaseurl, row.token);
+  if (url !== null) v.invite_url = url;
+  return v;
 }
 
 const noSuchToken = (token: string) => notFound(`No such registration token: ${token}`);
@@ -98,6 +104,8 @@ function isAddressable(token: string): boolean {
 export class RegistrationTokenAdminHandler {
   constructor(
     private readonly db: Knex,
+    /** For the tokens' invite URLs (none without it). */
+    private readonly publicBaseurl: string | null = null,
     private readonly clock: () => number = Date.now,
   ) {}
 
@@ -113,7 +121,7 @@ export class RegistrationTokenAdminHandler {
     if (!Number.isSafeInteger(req.from) || req.from < 0) throw invalidParam('from must be a non-negative integer');
     // One row more than asked tells whether there is a next page.
     const rows = await Tokens.listTokens(this.db, { valid: req.valid, now: this.clock(), offset: req.from, limit: req.limit + 1 });
-    const page: TokenList = { registration_tokens: rows.slice(0, req.limit).map(view) };
+    const page: TokenList = { registration_tokens: rows.slice(0, req.limit).map((r) => view(r, this.publicBaseurl)) };
     if (rows.length > req.limit) page.next_token = String(req.from + req.limit);
     return page;
   }
@@ -147,13 +155,13 @@ export class RegistrationTokenAdminHandler {
 
     if (req.token !== null) {
       if (!(await Tokens.insertToken(this.db, row(req.token)))) throw invalidParam(`Token already exists: ${req.token}`);
-      return view(row(req.token));
+      return view(row(req.token), this.publicBaseurl);
     }
     for (let attempt = 0; attempt < GENERATE_ATTEMPTS; attempt++) {
       // crypto.randomBytes underneath, uniformly over the alphabet.
       const token = randomString(length, TOKEN_ALPHABET);
       if (!isAddressable(token)) continue;
-      if (await Tokens.insertToken(this.db, row(token))) return view(row(token));
+      if (await Tokens.insertToken(this.db, row(token))) return view(row(token), this.publicBaseurl);
     }
     throw invalidParam(`Could not find an unused token of length ${length}; ask for a longer one`);
   }
@@ -168,9 +176,9 @@ export class RegistrationTokenAdminHandler {
     if (!isAddressable(token)) throw noSuchToken(token);
     const row = await Tokens.findToken(this.db, token);
     if (!row) throw noSuchToken(token);
-    if (!opts.registrations) return view(row);
+    if (!opts.registrations) return view(row, this.publicBaseurl);
     const uses = await Tokens.listTokenUses(this.db, token, row.created_ts);
-    return { ...view(row), registrations: uses.map((u) => ({ user_id: u.user_id, registered_at: u.used_ts })) };
+    return { ...view(row, this.publicBaseurl), registrations: uses.map((u) => ({ user_id: u.user_id, registered_at: u.used_ts })) };
   }
 
   /**
@@ -188,7 +196,7 @@ export class RegistrationTokenAdminHandler {
     if (!isAddressable(token)) throw noSuchToken(token);
     const row = Object.keys(set).length === 0 ? await Tokens.findToken(this.db, token) : await Tokens.updateToken(this.db, token, set);
     if (!row) throw noSuchToken(token);
-    return view(row);
+    return view(row, this.publicBaseurl);
   }
 
   /**
