@@ -7,6 +7,7 @@ import * as foundationCorrections from './20261129000000_foundation_corrections.
 import * as registrationTokens from './20261129010000_registration_tokens.js';
 import * as terms from './20261129020000_terms.js';
 import * as accountApproval from './20261129030000_account_approval.js';
+import * as accountState from './20261129040000_account_state.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -19,6 +20,7 @@ const migrations: Record<string, Migration> = {
   '20261129010000_registration_tokens': registrationTokens,
   '20261129020000_terms': terms,
   '20261129030000_account_approval': accountApproval,
+  '20261129040000_account_state': accountState,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

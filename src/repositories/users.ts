@@ -11,7 +11,29 @@ export interface UserRow {
   deactivated: boolean;
   /** False while the account waits for an admin's approval (MSC3866). */
   approved: boolean;
+  /** MSC3939; see `isInForce` for whether it still holds. */
+  lock: Restriction | null;
+  /** MSC3823; see `isInForce` for whether it still holds. */
+  suspension: Restriction | null;
+  /** Synapse's user type: null, "support" or "bot". */
+  user_type: string | null;
   created_ts: number;
+}
+
+/** A lock or suspension: why (free text for admins), and until when (ms since the epoch; null = until lifted). */
+export interface Restriction {
+  reason: string | null;
+  until: number | null;
+}
+
+/** Whether a lock or suspension holds at `now` (one with an end time lifts itself then). */
+export function isInForce(r: Restriction | null, now: number): boolean {
+  return r !== null && (r.until === null || now < r.until);
+}
+
+function restriction(on: unknown, reason: unknown, until: unknown): Restriction | null {
+  if (!on) return null;
+  return { reason: (reason as string | null) ?? null, until: until == null ? null : Number(until) };
 }
 
 function toUser(r: Record<string, unknown> | undefined): UserRow | null {
@@ -24,6 +46,9 @@ function toUser(r: Record<string, unknown> | undefined): UserRow | null {
     is_guest: !!r.is_guest,
     deactivated: !!r.deactivated,
     approved: r.approved === undefined || r.approved === null ? true : !!r.approved,
+    lock: restriction(r.locked, r.lock_reason, r.locked_until),
+    suspension: restriction(r.suspended, r.suspension_reason, r.suspended_until),
+    user_type: (r.user_type as string | null | undefined) ?? null,
     created_ts: Number(r.created_ts),
   };
 }
@@ -120,4 +145,25 @@ export async function upgradeGuest(q: Knex, userId: string, passwordHash: string
     .where({ user_id: userId, is_guest: true, deactivated: false })
     .update({ is_guest: false, password_hash: passwordHash, approved });
   return n > 0;
+}
+
+/** Locks the account (MSC3939), or unlocks it with null. False when there is no such user. */
+export async function setLock(q: Knex, userId: string, lock: Restriction | null): Promise<boolean> {
+  const n = await q('users')
+    .where({ user_id: userId })
+    .update({ locked: lock !== null, lock_reason: lock?.reason ?? null, locked_until: lock?.until ?? null });
+  return n > 0;
+}
+
+/** Suspends the account (MSC3823), or lifts the suspension with null. False when there is no such user. */
+export async function setSuspension(q: Knex, userId: string, suspension: Restriction | null): Promise<boolean> {
+  const n = await q('users')
+    .where({ user_id: userId })
+    .update({ suspended: suspension !== null, suspension_reason: suspension?.reason ?? null, suspended_until: suspension?.until ?? null });
+  return n > 0;
+}
+
+/** Sets Synapse's user type (null, "support" or "bot"). False when there is no such user. */
+export async function setUserType(q: Knex, userId: string, userType: string | null): Promise<boolean> {
+  return (await q('users').where({ user_id: userId }).update({ user_type: userType })) > 0;
 }

@@ -121,6 +121,9 @@ describe.each(backends())('repositories (%s)', (backend) => {
         is_guest: false,
         deactivated: false,
         approved: true,
+        lock: null,
+        suspension: null,
+        user_type: null,
         created_ts: T0,
       });
       expect(typeof u!.created_ts).toBe('number');
