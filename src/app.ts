@@ -18,6 +18,7 @@ import { DeviceHandler } from './handlers/devices.js';
 import { FallbackHandler } from './handlers/fallback.js';
 import { InviteHandler } from './handlers/invite.js';
 import { LoginHandler } from './handlers/login.js';
+import { LOGIN_TOKEN_REQUEST_LIMIT, LoginTokenHandler } from './handlers/login-tokens.js';
 import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
@@ -93,6 +94,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     failedAttempts: new RateLimiter(buckets, 'rc_login.failed_attempts', config.rc_login.failed_attempts),
     registration: new RateLimiter(buckets, 'rc_registration', config.rc_registration),
     registrationTokenValidity: new RateLimiter(buckets, 'rc_registration_token_validity', config.rc_registration_token_validity),
+    loginTokenRequest: new RateLimiter(buckets, 'login_token_request', LOGIN_TOKEN_REQUEST_LIMIT),
   };
 
   const uia = new UiaEngine(
@@ -115,7 +117,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined);
   const info = new ServerInfoHandler(config, signingKey);
   const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration, limiters.registrationTokenValidity);
-  const login = new LoginHandler(db, config, sessions, hasher, limiters);
+  const loginTokens = new LoginTokenHandler(db, config, uia, limiters.loginTokenRequest);
+  const login = new LoginHandler(db, config, sessions, hasher, limiters, loginTokens);
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
@@ -133,7 +136,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     mount(router) {
       serverInfoRoutes(router, info, sessions, logger);
       registerRoutes(router, registration);
-      loginRoutes(router, login, sessions, logger);
+      loginRoutes(router, login, loginTokens, sessions, logger);
       accountRoutes(router, account, sessions, logger);
       deviceRoutes(router, devices, sessions, logger);
       adminRegisterRoutes(router, sharedSecret);
@@ -148,6 +151,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const sweep = setInterval(() => {
     uia.expireSessions().catch((err: unknown) => logger.error({ err }, 'UIA session sweep failed'));
     sessions.sweepExpiredTokens().catch((err: unknown) => logger.error({ err }, 'expired token sweep failed'));
+    loginTokens.sweepExpired().catch((err: unknown) => logger.error({ err }, 'expired login token sweep failed'));
   }, sweepInterval(config.ui_auth_session_lifetime));
   sweep.unref();
 

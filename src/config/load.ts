@@ -227,6 +227,23 @@ function templateDirectory(s: Section, baseDir: string, errors: string[]): strin
   return dir;
 }
 
+/** The longest `login_via_existing_session.token_timeout`: a day (a login token is meant to live minutes). */
+const MAX_LOGIN_TOKEN_TIMEOUT = 86_400_000;
+
+/**
+ * Synapse's `login_via_existing_session` (MSC3882), with Synapse's defaults:
+ * off, re-authentication required, tokens valid for 5 minutes.
+ */
+function loginViaExistingSession(s: Section, errors: string[]): Config['login_via_existing_session'] {
+  const fallback = 5 * 60_000;
+  let timeout = s.duration('token_timeout', fallback) ?? fallback;
+  if (timeout <= 0 || timeout > MAX_LOGIN_TOKEN_TIMEOUT) {
+    errors.push(`login_via_existing_session.token_timeout: must be more than 0 and at most 1d (a login token is meant to live minutes), got ${timeout} ms`);
+    timeout = fallback;
+  }
+  return { enabled: s.boolean('enabled', false), require_ui_auth: s.boolean('require_ui_auth', true), token_timeout: timeout };
+}
+
 export interface LoadedConfig {
   config: Config;
   warnings: string[];
@@ -406,6 +423,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     // Synapse: a sign-in lasts forever unless this caps it, refreshed or not.
     session_lifetime: root.duration('session_lifetime', null),
     ui_auth_session_lifetime: 0,
+    login_via_existing_session: { enabled: false, require_ui_auth: true, token_timeout: 0 },
     max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
     ...termsConfig({ root, track, errors, baseDir, publicBaseurl }),
     templates: { custom_template_directory: templateDirectory(track(root.section('templates')), baseDir, errors) },
@@ -415,6 +433,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   // for two days when someone starts registering and gives up).
   config.ui_auth_session_lifetime = uiAuth.duration('session_lifetime', 30 * 60_000) ?? 30 * 60_000;
   uiAuth.accept('session_timeout');
+  config.login_via_existing_session = loginViaExistingSession(track(root.section('login_via_existing_session')), errors);
 
   const refusals = refuseRestrictiveKeys(raw);
   errors.push(...refusals.problems);

@@ -132,6 +132,12 @@ export interface Config {
   session_lifetime: number | null;
   /** How long a user-interactive auth session lives (ms). */
   ui_auth_session_lifetime: number;
+  /**
+   * Signing in another device from an existing session (MSC3882, spec v1.7:
+   * POST /login/get_token and the `m.login.token` login type); Synapse's keys.
+   * `token_timeout` is how long a login token lives (ms).
+   */
+  login_via_existing_session: { enabled: boolean; require_ui_auth: boolean; token_timeout: number };
 
   /** Largest request body accepted, in bytes (Gatehouse-only). */
   max_request_body_size: number;

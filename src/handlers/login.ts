@@ -1,4 +1,6 @@
-// Password login (POST /login) and the flows advertised by GET /login.
+// Login (POST /login: passwords, and login tokens of MSC3882) and the flows
+// advertised by GET /login. Every login type ends in `signIn`, so the checks of
+// the account's state apply to each alike.
 
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
@@ -7,11 +9,14 @@ import { attemptsKey, namedUser } from '../domain/user-ids.js';
 import { awaitingApproval, forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
+import type { LoginTokenHandler } from './login-tokens.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
 
 export interface LoginRequest {
   type: string;
   password: string | null;
+  /** `m.login.token`'s token. */
+  token: string | null;
   /** The request's `identifier` (or legacy `user`) fields, as sent: see namedUser. */
   identifier: { identifier?: unknown; user?: unknown };
   deviceId: string | null;
@@ -33,6 +38,12 @@ export type LoginResponse = IssuedSession & {
   well_known?: { 'm.homeserver': { base_url: string } };
 };
 
+/** A flow of GET /login: `get_login_token` (spec v1.7) on `m.login.token` when POST /login/get_token is served. */
+export interface LoginFlow {
+  type: string;
+  get_login_token?: boolean;
+}
+
 const invalidCredentials = () => forbidden('Invalid username or password');
 
 export class LoginHandler {
@@ -42,15 +53,29 @@ export class LoginHandler {
     private readonly sessions: SessionHandler,
     private readonly hasher: PasswordHasher,
     private readonly limiters: LoginLimiters,
+    private readonly loginTokens: LoginTokenHandler,
   ) {}
 
-  flows(): { flows: { type: string }[] } {
-    return { flows: this.config.password_config.enabled ? [{ type: 'm.login.password' }] : [] };
+  flows(): { flows: LoginFlow[] } {
+    const flows: LoginFlow[] = [];
+    if (this.config.password_config.enabled) flows.push({ type: 'm.login.password' });
+    // As Synapse: login tokens come only from POST /login/get_token, so the type is offered with it.
+    if (this.loginTokens.enabled) flows.push({ type: 'm.login.token', get_login_token: true });
+    return { flows };
   }
 
+  /**
+   * POST /login (spec: "Login"). Errors: 400 M_UNKNOWN (a login type not
+   * offered), those of each type, and of `signIn`.
+   */
   async login(req: LoginRequest): Promise<LoginResponse> {
-    if (req.type !== 'm.login.password' || !this.config.password_config.enabled)
-      throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${req.type}`);
+    if (req.type === 'm.login.password' && this.config.password_config.enabled) return this.passwordLogin(req);
+    if (req.type === 'm.login.token' && this.loginTokens.enabled) return this.tokenLogin(req);
+    throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${req.type}`);
+  }
+
+  /** `m.login.password`. 403 M_FORBIDDEN for a wrong user or password; 400 M_MISSING_PARAM; 429 (rc_login.*). */
+  private async passwordLogin(req: LoginRequest): Promise<LoginResponse> {
     const password = req.password;
     if (password === null) throw missingParam('Missing parameter: password');
 
@@ -69,27 +94,55 @@ export class LoginHandler {
     // A missing user is checked against a dummy hash, so the time taken does not tell who exists.
     if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) throw invalidCredentials();
     await this.limiters.failedAttempts.refund(limitKey);
-    // Said only once the password is right, so that the answer does not tell anyone that the
-    // account existed. Unlike Synapse, which says so whatever the password. Deactivation
-    // removes the password, so today a deactivated account answers as a wrong password.
-    if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
-    // MSC3866: told only once the password is right, like deactivation.
-    if (!user.approved) throw awaitingApproval();
 
-    const session = await this.db.transaction(async (trx) => {
+    return this.db.transaction(async (trx) => {
       // The password was checked outside the transaction (argon2 is slow): make sure it has not
       // changed since, with the row locked so that a password change waits for this sign-in
-      // (and then ends its session with the others) rather than missing it.
+      // (and then ends its session with the others) rather than missing it. Deactivation removes
+      // the password, so a deactivated account answers as a wrong password (its state is told
+      // only once the password is right, so the answer never tells that an account existed).
       const current = await Users.lockUser(trx, user.user_id);
-      if (!current || current.deactivated || current.password_hash !== user.password_hash) throw invalidCredentials();
-      return this.sessions.issue(trx, {
-        userId: user.user_id,
-        deviceId: req.deviceId,
-        displayName: req.initialDeviceDisplayName,
-        wantRefreshToken: req.refreshToken,
-        ip: req.ip,
-        userAgent: req.userAgent,
-      });
+      if (!current || current.password_hash !== user.password_hash) throw invalidCredentials();
+      return this.signIn(trx, current, req);
+    });
+  }
+
+  /**
+   * `m.login.token` (MSC3882): a token from POST /login/get_token, spent by
+   * this sign-in only (not when the sign-in fails). 403 M_FORBIDDEN for an
+   * unknown, expired or spent token; 400 M_MISSING_PARAM; 429 (rc_login.address,
+   * rc_login.account, as Synapse).
+   */
+  private async tokenLogin(req: LoginRequest): Promise<LoginResponse> {
+    const token = req.token;
+    if (token === null) throw missingParam('Missing parameter: token');
+    await this.limiters.address.take(req.ip);
+    return this.db.transaction(async (trx) => {
+      const userId = await this.loginTokens.spend(trx, token);
+      // Taken once the token names the account (as Synapse); a refusal rolls the spending back.
+      await this.limiters.account.take(attemptsKey(userId));
+      const user = await Users.lockUser(trx, userId);
+      if (!user) throw forbidden('Invalid login token');
+      return this.signIn(trx, user, req);
+    });
+  }
+
+  /**
+   * Signs in a user whose credentials have been verified, inside `trx` with
+   * the user's row locked: the account-state checks every login type shares
+   * (403 M_USER_DEACTIVATED; 403 M_USER_AWAITING_APPROVAL, MSC3866), then the
+   * device and its tokens, and the login response.
+   */
+  private async signIn(trx: Knex.Transaction, user: Users.UserRow, req: LoginRequest): Promise<LoginResponse> {
+    if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+    if (!user.approved) throw awaitingApproval();
+    const session = await this.sessions.issue(trx, {
+      userId: user.user_id,
+      deviceId: req.deviceId,
+      displayName: req.initialDeviceDisplayName,
+      wantRefreshToken: req.refreshToken,
+      ip: req.ip,
+      userAgent: req.userAgent,
     });
     const response: LoginResponse = { user_id: user.user_id, home_server: this.config.server_name, ...session };
     // Element and Nheko switch to this base URL, so send it only when it is known to be right.

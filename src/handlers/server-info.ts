@@ -3,6 +3,8 @@
 import type { Config, WellKnownSupport } from '../config/types.js';
 import { type SigningKey, signJson, unpaddedBase64 } from '../crypto/signing-key.js';
 import { notFound } from '../errors.js';
+import { loginTokensAvailableTo } from './login-tokens.js';
+import type { Requester } from './sessions.js';
 
 /** Every spec version whose account/auth surface Gatehouse serves. Element needs one of v1.1–v1.9, Nheko one of v1.1–v1.5. */
 export const SPEC_VERSIONS = [
@@ -28,7 +30,8 @@ export class ServerInfoHandler {
     return { versions: SPEC_VERSIONS, unstable_features: {} as Record<string, boolean> };
   }
 
-  capabilities() {
+  /** GET /capabilities for `requester` (some capabilities are per user: spec). */
+  capabilities(requester: Pick<Requester, 'isGuest'>) {
     const c = this.config;
     return {
       capabilities: {
@@ -38,7 +41,7 @@ export class ServerInfoHandler {
         'm.set_displayname': { enabled: PROFILE_ENDPOINTS_SERVED && c.enable_set_displayname },
         'm.set_avatar_url': { enabled: PROFILE_ENDPOINTS_SERVED && c.enable_set_avatar_url },
         'm.3pid_changes': { enabled: THREEPID_ENDPOINTS_SERVED && c.enable_3pid_changes },
-        'm.get_login_token': { enabled: false },
+        'm.get_login_token': { enabled: loginTokensAvailableTo(c, requester) },
         // Clients read this even before rooms exist; these are the versions rooms will be created in.
         'm.room_versions': {
           default: '10',

@@ -1,15 +1,19 @@
-// Signing in, signing out, and refreshing tokens.
+// Signing in, signing out, refreshing tokens, and login tokens for another device.
 
 import type Router from '@koa/router';
 import type { Logger } from 'pino';
 import type { LoginHandler } from '../../handlers/login.js';
+import type { LoginTokenHandler } from '../../handlers/login-tokens.js';
 import type { SessionHandler } from '../../handlers/sessions.js';
 import { requesterOf, requireAuth } from '../middleware/auth.js';
 import { clientPaths } from '../paths.js';
 import { reply } from '../reply.js';
 import { Fields, jsonObject } from '../validate.js';
 
-export function loginRoutes(router: Router, login: LoginHandler, sessions: SessionHandler, logger: Logger): void {
+/** Longest `token` read at login: Gatehouse's login tokens are 44 characters; longer is malformed. */
+const MAX_LOGIN_TOKEN = 255;
+
+export function loginRoutes(router: Router, login: LoginHandler, loginTokens: LoginTokenHandler, sessions: SessionHandler, logger: Logger): void {
   // GET /_matrix/client/v3/login
   router.get(clientPaths('/login'), (ctx) => reply(ctx, 200, login.flows()));
 
@@ -20,6 +24,7 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
     const result = await login.login({
       type: f.string('type', { maxLength: 255 }),
       password: f.optionalString('password'),
+      token: f.optionalString('token', { maxLength: MAX_LOGIN_TOKEN }),
       identifier: { identifier: body.identifier, user: body.user },
       deviceId: f.deviceId('device_id'),
       initialDeviceDisplayName: f.deviceDisplayName('initial_device_display_name'),
@@ -29,6 +34,20 @@ export function loginRoutes(router: Router, login: LoginHandler, sessions: Sessi
     });
     reply(ctx, 200, result);
   });
+
+  // As Synapse: served only when login_via_existing_session is enabled (otherwise 404 M_UNRECOGNIZED).
+  if (loginTokens.enabled) {
+    // POST /_matrix/client/v1/login/get_token
+    // POST /_matrix/client/unstable/org.matrix.msc3882/login/token (MSC3882's path, still served by Synapse)
+    router.post(
+      ['/_matrix/client/v1/login/get_token', '/_matrix/client/unstable/org.matrix.msc3882/login/token'],
+      requireAuth(sessions, logger),
+      async (ctx) => {
+        const f = new Fields(jsonObject(ctx));
+        reply(ctx, 200, await loginTokens.create(requesterOf(ctx), { auth: f.raw('auth'), ip: ctx.ip }));
+      },
+    );
+  }
 
   // As Synapse: an expired access token (soft logout) may still sign out, so that a client
   // can clean up instead of leaving the device behind. Unknown and revoked tokens may not.
