@@ -56,6 +56,8 @@ const BODY_ROUTES: Route[] = [
   `POST ${V3}/login`,
   `POST ${V3}/refresh`,
   'POST /_matrix/client/v1/refresh',
+  'POST /_matrix/client/v1/login/get_token',
+  'POST /_matrix/client/unstable/org.matrix.msc3882/login/token',
   `POST ${V3}/account/password`,
   `POST ${V3}/account/deactivate`,
   `PUT ${V3}/devices/{deviceId}`,
@@ -190,7 +192,7 @@ async function writeBody(socket: net.Socket, total: number, chunked: boolean): P
 describe.each(backends())('HTTP edges (%s)', (backend) => {
   let hs: TestServer;
   beforeAll(async () => {
-    hs = await startServer(backend, { max_request_body_size: '4K', allow_guest_access: true });
+    hs = await startServer(backend, { max_request_body_size: '4K', allow_guest_access: true, login_via_existing_session: { enabled: true } });
   });
   afterAll(async () => {
     await hs?.stop();

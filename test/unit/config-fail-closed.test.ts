@@ -183,7 +183,6 @@ describe('refusals', () => {
         cas_config: { enabled: true },
         jwt_config: { enabled: true, secret: 's', algorithm: 'HS256' },
         password_providers: [{ module: 'ldap_auth_provider.LdapAuthProvider' }],
-        login_via_existing_session: { enabled: true },
         enable_registration_token_3pid_bypass: true,
         max_mau_value: 50,
         recaptcha_public_key: 'pub',
