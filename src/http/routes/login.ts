@@ -21,10 +21,12 @@ export function loginRoutes(router: Router, login: LoginHandler, loginTokens: Lo
   router.post(clientPaths('/login'), async (ctx) => {
     const body = jsonObject(ctx);
     const f = new Fields(body);
+    const type = f.string('type', { maxLength: 255 });
     const result = await login.login({
-      type: f.string('type', { maxLength: 255 }),
+      type,
       password: f.optionalString('password'),
-      token: f.optionalString('token', { maxLength: MAX_LOGIN_TOKEN }),
+      // Read for its own type only: a stray `token` beside a password is ignored, as Synapse.
+      token: type === 'm.login.token' ? f.optionalString('token', { maxLength: MAX_LOGIN_TOKEN }) : null,
       identifier: { identifier: body.identifier, user: body.user },
       deviceId: f.deviceId('device_id'),
       initialDeviceDisplayName: f.deviceDisplayName('initial_device_display_name'),
