@@ -7,6 +7,7 @@ import { attemptsKey, namedUser } from '../domain/user-ids.js';
 import { awaitingApproval, forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
+import { userLocked } from './account-state.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
 
 export interface LoginRequest {
@@ -42,6 +43,7 @@ export class LoginHandler {
     private readonly sessions: SessionHandler,
     private readonly hasher: PasswordHasher,
     private readonly limiters: LoginLimiters,
+    private readonly clock: () => number = Date.now,
   ) {}
 
   flows(): { flows: { type: string }[] } {
@@ -73,6 +75,10 @@ export class LoginHandler {
     // account existed. Unlike Synapse, which says so whatever the password. Deactivation
     // removes the password, so today a deactivated account answers as a wrong password.
     if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+    // MSC3939: a locked account signs in to nothing; told only once the password is right, like
+    // deactivation, and before approval (the order of SessionHandler.authenticate). Its existing
+    // sessions are kept for when it is unlocked. A suspended account may sign in (MSC3823).
+    if (Users.isInForce(user.lock, this.clock())) throw userLocked();
     // MSC3866: told only once the password is right, like deactivation.
     if (!user.approved) throw awaitingApproval();
 

@@ -21,19 +21,36 @@ export function accessTokenOf(ctx: Context, logger: Logger): string | null {
   return null;
 }
 
+/**
+ * What a route declares about who may call it. Every authenticated route goes
+ * through requireAuth, and so through SessionHandler.authenticate, which
+ * enforces the account's state (deactivated, locked, awaiting approval,
+ * suspended) in one place.
+ */
 export interface AuthOptions {
   /** Guests may call this endpoint. */
   allowGuests?: boolean;
-  /** An expired token (soft logout) is accepted too: for /logout and /logout/all only. */
-  allowExpired?: boolean;
+  /**
+   * A sign-out route (/logout and /logout/all only): an expired token is
+   * accepted, and the account's state does not stop it (MSC3939: a locked
+   * account may still sign out; so may one awaiting approval).
+   */
+  signOut?: boolean;
+  /**
+   * A write a suspended account may not make (MSC3823: profile changes, 3PID
+   * changes, room writes): 403 M_USER_SUSPENDED. Routes where only some requests
+   * are refused call `forbidIfSuspended` from their handler instead.
+   */
+  forbidWhenSuspended?: boolean;
 }
 
 /** Requires a valid access token and puts the requester in ctx.state.requester. */
 export function requireAuth(sessions: SessionHandler, logger: Logger, opts: AuthOptions = {}) {
+  const policy = { signOut: opts.signOut ?? false, forbidWhenSuspended: opts.forbidWhenSuspended ?? false };
   return async (ctx: Context, next: Next) => {
     const token = accessTokenOf(ctx, logger);
     if (!token) throw missingToken();
-    const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, { allowExpired: opts.allowExpired ?? false });
+    const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, policy);
     if (requester.isGuest && !opts.allowGuests)
       throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
     ctx.state.requester = requester;
@@ -48,12 +65,16 @@ export function requesterOf(ctx: Context): Requester {
 /**
  * Requires a server admin's access token (Synapse's admin API): 401 without a
  * valid token, then 403 M_FORBIDDEN for anyone else, before the route looks
- * anything up (so a non-admin learns nothing, not even a 404).
+ * anything up (so a non-admin learns nothing, not even a 404). Admin writes
+ * (any method but GET and HEAD) are suspension-covered: a suspended admin
+ * (suspended from the CLI; the admin APIs refuse to suspend admins) may read
+ * but not act, as an account under suspicion must not keep using the server's powers.
  */
 export function requireAdmin(sessions: SessionHandler, logger: Logger) {
-  const auth = requireAuth(sessions, logger);
+  const read = requireAuth(sessions, logger);
+  const write = requireAuth(sessions, logger, { forbidWhenSuspended: true });
   return async (ctx: Context, next: Next) =>
-    auth(ctx, async () => {
+    (ctx.method === 'GET' || ctx.method === 'HEAD' ? read : write)(ctx, async () => {
       if (!requesterOf(ctx).isAdmin) throw new MatrixError(403, 'M_FORBIDDEN', 'You are not a server admin');
       await next();
     });
