@@ -4,7 +4,7 @@ import type Router from '@koa/router';
 import type { Logger } from 'pino';
 import type { ServerInfoHandler } from '../../handlers/server-info.js';
 import type { SessionHandler } from '../../handlers/sessions.js';
-import { requireAuth } from '../middleware/auth.js';
+import { requesterOf, requireAuth } from '../middleware/auth.js';
 import { clientPaths } from '../paths.js';
 import { reply } from '../reply.js';
 
@@ -23,7 +23,7 @@ export function serverInfoRoutes(router: Router, info: ServerInfoHandler, sessio
 
   // GET /_matrix/client/v3/capabilities
   router.get(clientPaths('/capabilities'), requireAuth(sessions, logger, { allowGuests: true }), (ctx) =>
-    reply(ctx, 200, info.capabilities()),
+    reply(ctx, 200, info.capabilities(requesterOf(ctx))),
   );
 
   // GET /_matrix/key/v2/server
