@@ -35,6 +35,7 @@ import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
 import { termsRoutes } from './http/routes/terms.js';
+import { type AuthDeclaration, authDeclarationOf } from './http/middleware/auth.js';
 import { Pages } from './http/pages.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
@@ -68,13 +69,16 @@ export interface RouteInfo {
   method: string;
   /** The router's pattern, e.g. `/_matrix/client/v3/devices/:deviceId`. */
   path: string;
+  /** What its auth middleware declares (requireAuth, requireAdmin); null for a route that takes no access token. */
+  auth: AuthDeclaration | null;
 }
 
 /** The routes mounted on `router`, in the order they were added. */
 export function routeTable(router: Router): RouteInfo[] {
-  return router.stack.flatMap((layer) =>
-    layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path) })),
-  );
+  return router.stack.flatMap((layer) => {
+    const auth = layer.stack.map(authDeclarationOf).find((d) => d !== undefined) ?? null;
+    return layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path), auth }));
+  });
 }
 
 /**

@@ -73,18 +73,25 @@ export class AccountStateHandler {
     return this.viewOf(await this.localUser(userId));
   }
 
-  /** Locks or unlocks (MSC3939). Errors as `state`, and 400 M_INVALID_PARAM for a bad reason or end time. */
-  async setLocked(userId: string, change: RestrictionChange): Promise<AccountStateView> {
+  /**
+   * Locks or unlocks (MSC3939). Errors as `state`, and 400 M_INVALID_PARAM for a
+   * bad reason or end time. `actingAdmin`: the admin acting through an API, who
+   * may not restrict their own account (403 M_FORBIDDEN: a suspended admin cannot
+   * make admin writes, so it could not be undone there); absent for the CLI.
+   */
+  async setLocked(userId: string, change: RestrictionChange, actingAdmin?: string): Promise<AccountStateView> {
     const restriction = this.restriction(change);
     await this.localUser(userId);
+    if (actingAdmin === userId) throw forbidden('You cannot suspend or lock your own account');
     await Users.setLock(this.db, userId, restriction);
     return this.state(userId);
   }
 
   /** Suspends or lifts a suspension (MSC3823). Errors as `setLocked`. */
-  async setSuspended(userId: string, change: RestrictionChange): Promise<AccountStateView> {
+  async setSuspended(userId: string, change: RestrictionChange, actingAdmin?: string): Promise<AccountStateView> {
     const restriction = this.restriction(change);
     await this.localUser(userId);
+    if (actingAdmin === userId) throw forbidden('You cannot suspend or lock your own account');
     await Users.setSuspension(this.db, userId, restriction);
     return this.state(userId);
   }

@@ -5,6 +5,7 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { MatrixError, missingToken } from '../../errors.js';
+import { forbidIfSuspended } from '../../handlers/account-state.js';
 import type { Requester, SessionHandler } from '../../handlers/sessions.js';
 
 export function accessTokenOf(ctx: Context, logger: Logger): string | null {
@@ -44,18 +45,40 @@ export interface AuthOptions {
   forbidWhenSuspended?: boolean;
 }
 
+/**
+ * What a route's auth middleware declares, as the route table reports it
+ * (`Gatehouse.routes()`): a user route with its options, or an admin route
+ * (whose writes, every method but GET and HEAD, are suspension-covered).
+ */
+export type AuthDeclaration = ({ admin: false } & AuthOptions) | { admin: true };
+
+const declarations = new WeakMap<object, AuthDeclaration>();
+
+/** The declaration of an auth middleware made by requireAuth or requireAdmin; undefined for any other function. */
+export function authDeclarationOf(middleware: unknown): AuthDeclaration | undefined {
+  return typeof middleware === 'function' ? declarations.get(middleware) : undefined;
+}
+
+function declared<T extends object>(middleware: T, declaration: AuthDeclaration): T {
+  declarations.set(middleware, declaration);
+  return middleware;
+}
+
 /** Requires a valid access token and puts the requester in ctx.state.requester. */
 export function requireAuth(sessions: SessionHandler, logger: Logger, opts: AuthOptions = {}) {
   const policy = { signOut: opts.signOut ?? false, forbidWhenSuspended: opts.forbidWhenSuspended ?? false };
-  return async (ctx: Context, next: Next) => {
-    const token = accessTokenOf(ctx, logger);
-    if (!token) throw missingToken();
-    const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, policy);
-    if (requester.isGuest && !opts.allowGuests)
-      throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
-    ctx.state.requester = requester;
-    await next();
-  };
+  return declared(
+    async (ctx: Context, next: Next) => {
+      const token = accessTokenOf(ctx, logger);
+      if (!token) throw missingToken();
+      const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, policy);
+      if (requester.isGuest && !opts.allowGuests)
+        throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
+      ctx.state.requester = requester;
+      await next();
+    },
+    { admin: false, ...opts },
+  );
 }
 
 export function requesterOf(ctx: Context): Requester {
@@ -66,16 +89,21 @@ export function requesterOf(ctx: Context): Requester {
  * Requires a server admin's access token (Synapse's admin API): 401 without a
  * valid token, then 403 M_FORBIDDEN for anyone else, before the route looks
  * anything up (so a non-admin learns nothing, not even a 404). Admin writes
- * (any method but GET and HEAD) are suspension-covered: a suspended admin
- * (suspended from the CLI; the admin APIs refuse to suspend admins) may read
- * but not act, as an account under suspicion must not keep using the server's powers.
+ * (every method but GET and HEAD) are suspension-covered, told after the admin
+ * check: a suspended admin (Synapse's suspend endpoint and the CLI can suspend
+ * one) may read but not act, as an account under suspicion must not keep using
+ * the server's powers.
  */
 export function requireAdmin(sessions: SessionHandler, logger: Logger) {
-  const read = requireAuth(sessions, logger);
-  const write = requireAuth(sessions, logger, { forbidWhenSuspended: true });
-  return async (ctx: Context, next: Next) =>
-    (ctx.method === 'GET' || ctx.method === 'HEAD' ? read : write)(ctx, async () => {
-      if (!requesterOf(ctx).isAdmin) throw new MatrixError(403, 'M_FORBIDDEN', 'You are not a server admin');
-      await next();
-    });
+  const auth = requireAuth(sessions, logger);
+  return declared(
+    async (ctx: Context, next: Next) =>
+      auth(ctx, async () => {
+        const requester = requesterOf(ctx);
+        if (!requester.isAdmin) throw new MatrixError(403, 'M_FORBIDDEN', 'You are not a server admin');
+        if (ctx.method !== 'GET' && ctx.method !== 'HEAD') forbidIfSuspended(requester);
+        await next();
+      }),
+    { admin: true },
+  );
 }

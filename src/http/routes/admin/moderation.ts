@@ -83,10 +83,11 @@ export function adminModerationRoutes(router: Router, accountState: AccountState
 
   // PUT /_synapse/admin/v1/suspend/{userId}
   // As Synapse: `{suspend: bool}` → `{"user_<userId>_suspended": bool}`; no reason or end
-  // time here (the MSC4323 endpoints, the v2 user API and the CLI carry them).
+  // time here (the MSC4323 endpoints, the v2 user API and the CLI carry them). Unlike Synapse,
+  // an admin may not suspend themselves (they could not lift it: admin writes are suspension-covered).
   router.put('/_synapse/admin/v1/suspend/:userId', admin, async (ctx) => {
     const change: RestrictionChange = { on: requiredBoolean(jsonObject(ctx), 'suspend') };
-    const state = await accountState.setSuspended(ctx.params.userId!, change);
+    const state = await accountState.setSuspended(ctx.params.userId!, change, requesterOf(ctx).userId);
     audit(ctx, 'suspension', change);
     reply(ctx, 200, { [`user_${state.user_id}_suspended`]: state.suspended.active });
   });
