@@ -22,12 +22,6 @@ const PREFIXES = ['/_matrix/client/v1/admin', '/_matrix/client/unstable/uk.timed
 export const REASON_FIELD = 'gatehouse.reason';
 export const UNTIL_FIELD = 'gatehouse.until';
 
-/** Each restriction's path segment and body key. */
-const KINDS: { what: Moderation; segment: string; key: 'locked' | 'suspended' }[] = [
-  { what: 'suspension', segment: 'suspend', key: 'suspended' },
-  { what: 'lock', segment: 'lock', key: 'locked' },
-];
-
 /** A required boolean: 400 M_MISSING_PARAM when absent (or null), M_BAD_JSON when not a boolean. */
 function requiredBoolean(body: Record<string, unknown>, name: string): boolean {
   const v = body[name];
@@ -55,31 +49,37 @@ function answer(state: AccountStateView, what: Moderation, key: 'locked' | 'susp
 
 export function adminModerationRoutes(router: Router, accountState: AccountStateHandler, sessions: SessionHandler, logger: Logger): void {
   const admin = requireAdmin(sessions, logger);
+  const paths = (segment: string) => PREFIXES.map((p) => `${p}/${segment}/:userId`);
   const audit = (ctx: Context, what: Moderation, change: RestrictionChange) =>
     logger.info({ admin: requesterOf(ctx).userId, user: ctx.params.userId, what, on: change.on, until: change.until ?? null }, 'account moderation');
 
-  for (const { what, segment, key } of KINDS) {
-    const paths = PREFIXES.map((p) => `${p}/${segment}/:userId`);
+  const show = (what: Moderation, key: 'locked' | 'suspended') => async (ctx: Context) => {
+    const state = await accountState.moderationState(requesterOf(ctx).userId, ctx.params.userId!);
+    reply(ctx, 200, answer(state, what, key));
+  };
+  const set = (what: Moderation, key: 'locked' | 'suspended') => async (ctx: Context) => {
+    const body = jsonObject(ctx);
+    const change: RestrictionChange = {
+      on: requiredBoolean(body, key),
+      reason: new Fields(body).optionalString(REASON_FIELD),
+      until: optionalInteger(body, UNTIL_FIELD),
+    };
+    const state = await accountState.moderate(requesterOf(ctx).userId, ctx.params.userId!, what, change);
+    audit(ctx, what, change);
+    reply(ctx, 200, answer(state, what, key));
+  };
 
-    // GET /_matrix/client/v1/admin/{suspend,lock}/{userId} (and the unstable MSC4323 paths)
-    router.get(paths, admin, async (ctx) => {
-      const state = await accountState.moderationState(requesterOf(ctx).userId, ctx.params.userId!);
-      reply(ctx, 200, answer(state, what, key));
-    });
+  // GET /_matrix/client/v1/admin/suspend/{userId} (and MSC4323's unstable path)
+  router.get(paths('suspend'), admin, show('suspension', 'suspended'));
 
-    // PUT /_matrix/client/v1/admin/{suspend,lock}/{userId} (and the unstable MSC4323 paths)
-    router.put(paths, admin, async (ctx) => {
-      const body = jsonObject(ctx);
-      const change: RestrictionChange = {
-        on: requiredBoolean(body, key),
-        reason: new Fields(body).optionalString(REASON_FIELD),
-        until: optionalInteger(body, UNTIL_FIELD),
-      };
-      const state = await accountState.moderate(requesterOf(ctx).userId, ctx.params.userId!, what, change);
-      audit(ctx, what, change);
-      reply(ctx, 200, answer(state, what, key));
-    });
-  }
+  // PUT /_matrix/client/v1/admin/suspend/{userId} (and MSC4323's unstable path)
+  router.put(paths('suspend'), admin, set('suspension', 'suspended'));
+
+  // GET /_matrix/client/v1/admin/lock/{userId} (and MSC4323's unstable path)
+  router.get(paths('lock'), admin, show('lock', 'locked'));
+
+  // PUT /_matrix/client/v1/admin/lock/{userId} (and MSC4323's unstable path)
+  router.put(paths('lock'), admin, set('lock', 'locked'));
 
   // PUT /_synapse/admin/v1/suspend/{userId}
   // As Synapse: `{suspend: bool}` → `{"user_<userId>_suspended": bool}`; no reason or end
