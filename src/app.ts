@@ -3,8 +3,8 @@
 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Knex } from 'knex';
 import type Router from '@koa/router';
+import type { Knex } from 'knex';
 import type Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
@@ -24,6 +24,7 @@ import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
 import { TermsHandler } from './handlers/terms.js';
+import { type AuthDeclaration, authDeclarationOf } from './http/middleware/auth.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminModerationRoutes } from './http/routes/admin/moderation.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
@@ -35,7 +36,6 @@ import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
 import { termsRoutes } from './http/routes/terms.js';
-import { type AuthDeclaration, authDeclarationOf } from './http/middleware/auth.js';
 import { Pages } from './http/pages.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
