@@ -3,6 +3,7 @@
 
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type Router from '@koa/router';
 import type { Knex } from 'knex';
 import type Koa from 'koa';
 import type { Logger } from 'pino';
@@ -11,6 +12,7 @@ import { PasswordHasher } from './crypto/passwords.js';
 import { generateSigningKey, loadOrCreateSigningKey, type SigningKey } from './crypto/signing-key.js';
 import { dialectOf, migrateToLatest, openDatabase } from './db/database.js';
 import { AccountHandler } from './handlers/account.js';
+import { AccountStateHandler } from './handlers/account-state.js';
 import { createAdminUser } from './handlers/admin/bootstrap.js';
 import { RegistrationTokenAdminHandler } from './handlers/admin/registration-tokens.js';
 import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-registration.js';
@@ -23,7 +25,9 @@ import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
 import { TermsHandler } from './handlers/terms.js';
+import { type AuthDeclaration, authDeclarationOf } from './http/middleware/auth.js';
 import { accountRoutes } from './http/routes/account.js';
+import { adminModerationRoutes } from './http/routes/admin/moderation.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
 import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-tokens.js';
 import { adminTermsRoutes } from './http/routes/admin/terms.js';
@@ -57,7 +61,25 @@ export interface Gatehouse {
   /** Starts every listener; resolves to the bound addresses. */
   listen(): Promise<AddressInfo[]>;
   createAdmin(localpart: string, password: string): Promise<{ user_id: string; access_token: string; device_id: string }>;
+  /** Every route the server answers (HEAD, which each GET also answers, left out): what the route-table tests walk. */
+  routes(): RouteInfo[];
   close(): Promise<void>;
+}
+
+export interface RouteInfo {
+  method: string;
+  /** The router's pattern, e.g. `/_matrix/client/v3/devices/:deviceId`. */
+  path: string;
+  /** What its auth middleware declares (requireAuth, requireAdmin); null for a route that takes no access token. */
+  auth: AuthDeclaration | null;
+}
+
+/** The routes mounted on `router`, in the order they were added. */
+export function routeTable(router: Router): RouteInfo[] {
+  return router.stack.flatMap((layer) => {
+    const auth = layer.stack.map(authDeclarationOf).find((d) => d !== undefined) ?? null;
+    return layer.methods.filter((m) => m !== 'HEAD').map((method) => ({ method, path: String(layer.path), auth }));
+  });
 }
 
 /**
@@ -127,13 +149,16 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   // Fallback pages exist for registration's stages only (the token, the terms).
   const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
+  const accountState = new AccountStateHandler(db, config.server_name);
 
+  let mounted: Router | null = null;
   const http = createHttpApp({
     logger,
     maxBodyBytes: config.max_request_body_size,
     trustProxy: config.listeners.some((l) => l.x_forwarded),
     formPaths: PAGE_FORM_PATHS,
     mount(router) {
+      mounted = router;
       serverInfoRoutes(router, info, sessions, logger);
       registerRoutes(router, registration);
       loginRoutes(router, login, loginTokens, sessions, logger);
@@ -143,6 +168,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       adminRegistrationTokenRoutes(router, registrationTokens, sessions, logger);
       termsRoutes(router, terms);
       adminTermsRoutes(router, terms, sessions, logger);
+      adminModerationRoutes(router, accountState, sessions, logger);
       pageRoutes(router, pages, fallback, invite, config);
     },
   });
@@ -178,6 +204,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       return addresses;
     },
     createAdmin: (localpart, password) => createAdminUser(db, config.server_name, hasher, sessions, localpart, password),
+    routes: () => (mounted ? routeTable(mounted) : []),
     async close() {
       clearInterval(sweep);
       await Promise.all(

@@ -10,6 +10,7 @@ import { awaitingApproval, forbidden, MatrixError, missingParam } from '../error
 import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as Users from '../repositories/users.js';
 import type { LoginTokenHandler } from './login-tokens.js';
+import { userLocked } from './account-state.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
 
 export interface LoginRequest {
@@ -54,6 +55,7 @@ export class LoginHandler {
     private readonly hasher: PasswordHasher,
     private readonly limiters: LoginLimiters,
     private readonly loginTokens: LoginTokenHandler,
+    private readonly clock: () => number = Date.now,
   ) {}
 
   flows(): { flows: LoginFlow[] } {
@@ -130,11 +132,16 @@ export class LoginHandler {
   /**
    * Signs in a user whose credentials have been verified, inside `trx` with
    * the user's row locked: the account-state checks every login type shares
-   * (403 M_USER_DEACTIVATED; 403 M_USER_AWAITING_APPROVAL, MSC3866), then the
-   * device and its tokens, and the login response.
+   * (403 M_USER_DEACTIVATED; 401 M_USER_LOCKED with soft_logout, MSC3939; 403
+   * M_USER_AWAITING_APPROVAL, MSC3866), then the device and its tokens, and the
+   * login response. Said only once the credentials verified, so that the
+   * answer does not tell anyone that the account exists (unlike Synapse).
    */
   private async signIn(trx: Knex.Transaction, user: Users.UserRow, req: LoginRequest): Promise<LoginResponse> {
     if (user.deactivated) throw new MatrixError(403, 'M_USER_DEACTIVATED', 'This account has been deactivated');
+    // A locked account signs in to nothing, before approval (the order of SessionHandler.authenticate);
+    // its existing sessions are kept for when it is unlocked. A suspended account may sign in (MSC3823).
+    if (Users.isInForce(user.lock, this.clock())) throw userLocked();
     if (!user.approved) throw awaitingApproval();
     const session = await this.sessions.issue(trx, {
       userId: user.user_id,

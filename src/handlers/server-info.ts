@@ -27,12 +27,22 @@ export class ServerInfoHandler {
   ) {}
 
   versions() {
-    return { versions: SPEC_VERSIONS, unstable_features: {} as Record<string, boolean> };
+    // MSC4323 (the admin endpoints for suspension and locking) while clients look for its unstable flag.
+    return { versions: SPEC_VERSIONS, unstable_features: { 'uk.timedout.msc4323': true } as Record<string, boolean> };
   }
 
-  /** GET /capabilities for `requester` (some capabilities are per user: spec). */
-  capabilities(requester: Pick<Requester, 'isGuest'>) {
+  /**
+   * GET /capabilities for `requester` (some capabilities are per user: spec).
+   * `m.account_moderation` (MSC4323, spec v1.18; also under its unstable name)
+   * is advertised to server admins only: they alone may use the endpoints it
+   * announces, and the spec asks that it be left out rather than sent with
+   * both keys false.
+   */
+  capabilities(requester: Pick<Requester, 'isGuest' | 'isAdmin'>) {
     const c = this.config;
+    const moderation = requester.isAdmin
+      ? { 'm.account_moderation': { suspend: true, lock: true }, 'uk.timedout.msc4323': { suspend: true, lock: true } }
+      : {};
     return {
       capabilities: {
         'm.change_password': { enabled: c.password_config.enabled },
@@ -47,6 +57,7 @@ export class ServerInfoHandler {
           default: '10',
           available: Object.fromEntries(['1', '2', '3', '4', '5', '6', '7', '8', '9', '10', '11'].map((v) => [v, 'stable'])),
         },
+        ...moderation,
       },
     };
   }

@@ -7,6 +7,8 @@ import { constantTimeEqual, hashToken, newDeviceId, newToken } from '../crypto/t
 import { awaitingApproval, unknownToken } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
 import * as Tokens from '../repositories/tokens.js';
+import { isInForce } from '../repositories/users.js';
+import { forbidIfSuspended, userLocked } from './account-state.js';
 
 export interface Requester {
   userId: string;
@@ -15,6 +17,8 @@ export interface Requester {
   isGuest: boolean;
   /** A server admin (Synapse's `admin` flag): may call the admin APIs. */
   isAdmin: boolean;
+  /** Suspended now (MSC3823): signed in, but refused the writes `forbidIfSuspended` guards. */
+  suspended: boolean;
 }
 
 export interface IssuedSession {
@@ -131,28 +135,50 @@ export class SessionHandler {
   }
 
   /**
-   * Resolves an access token to its user and device, or throws 401
-   * M_UNKNOWN_TOKEN (`soft_logout: true` when it has expired). With
-   * `allowExpired` (for /logout and /logout/all only) an expired token is
-   * accepted as it is: it is not revived, and its device's last-seen stays.
+   * Resolves an access token to its user and device, and enforces the
+   * account's state: every authenticated request comes through here, so no
+   * endpoint can forget a state. In this order (the first that holds answers):
+   * 1. 401 M_UNKNOWN_TOKEN: unknown or revoked token, or deactivated account.
+   * 2. 401 M_UNKNOWN_TOKEN with `soft_logout: true`: expired token (as Synapse, the
+   *    token is judged before the account; a refreshed token then hears the account's state).
+   * 3. With `signOut` (/logout and /logout/all only) the token is accepted here, expired
+   *    or not and whatever the account's state (MSC3939 keeps sign-out open to locked accounts).
+   * 4. 401 M_USER_LOCKED, `soft_logout: true` (MSC3939): the lock comes before approval,
+   *    being an admin's decision about an account that exists, told on every endpoint.
+   * 5. 403 M_USER_AWAITING_APPROVAL (MSC3866).
+   * 6. 403 M_USER_SUSPENDED (MSC3823), with `forbidWhenSuspended` only (see forbidIfSuspended).
+   * A lock or suspension whose end time has passed no longer holds (no job lifts it).
+   * Tokens are never deleted here: unlocking restores every session.
    */
   async authenticate(
     token: string,
     ip: string | null,
     userAgent: string | null,
-    opts: { allowExpired?: boolean } = {},
+    opts: { signOut?: boolean; forbidWhenSuspended?: boolean } = {},
   ): Promise<Requester> {
     const hash = hashToken(token);
     const row = await this.lookupToken(hash);
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
     const now = this.clock();
-    const requester: Requester = { userId: row.user_id, deviceId: row.device_id, accessTokenId: row.id, isGuest: row.is_guest, isAdmin: row.is_admin };
-    // An account waiting for approval (e.g. approval withdrawn after sign-in) may only sign out.
-    if (!row.approved && !opts.allowExpired) throw awaitingApproval();
+    const requester: Requester = {
+      userId: row.user_id,
+      deviceId: row.device_id,
+      accessTokenId: row.id,
+      isGuest: row.is_guest,
+      isAdmin: row.is_admin,
+      suspended: isInForce(row.suspension, now),
+    };
     if (row.expires_ts !== null && row.expires_ts <= now) {
-      if (opts.allowExpired) return requester;
-      // An expired token is a soft logout: the client may refresh or sign in again on the same device.
+      // An expired token may still sign out; it is not revived, and its device's last-seen stays.
+      if (opts.signOut) return requester;
+      // A soft logout: the client may refresh or sign in again on the same device.
       throw unknownToken('Access token has expired', true);
+    }
+    if (!opts.signOut) {
+      if (isInForce(row.lock, now)) throw userLocked();
+      // An account waiting for approval (e.g. approval withdrawn after sign-in) may only sign out.
+      if (!row.approved) throw awaitingApproval();
+      if (opts.forbidWhenSuspended) forbidIfSuspended(requester);
     }
     const refreshTokenId = row.refresh_token_id;
     if (refreshTokenId !== null && !row.used) {

@@ -31,10 +31,16 @@ export interface AccessTokenWithUser extends AccessTokenRow {
   is_admin: boolean;
   deactivated: boolean;
   approved: boolean;
+  /** MSC3939: the account's lock, with its end (ms since the epoch; null = until unlocked); null = not locked. */
+  lock: { until: number | null } | null;
+  /** MSC3823: the account's suspension, likewise. Whether either holds now is `isInForce`'s answer. */
+  suspension: { until: number | null } | null;
 }
 
+// Reasons are for admins and are not read here; the end times are, so that an ended lock or
+// suspension lifts itself on the next request without any job.
 const ACCESS_TOKEN_WITH_USER_SQL = `SELECT t.id, t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.used, t.expires_ts,
-  u.is_guest, u.is_admin, u.deactivated, u.approved
+  u.is_guest, u.is_admin, u.deactivated, u.approved, u.locked, u.locked_until, u.suspended, u.suspended_until
   FROM access_tokens t JOIN users u ON u.user_id = t.user_id
   WHERE t.token_hash = ? LIMIT 1`;
 
@@ -52,6 +58,8 @@ export function toAccessTokenWithUser(r: Record<string, unknown> | undefined): A
     is_admin: !!r.is_admin,
     deactivated: !!r.deactivated,
     approved: !!r.approved,
+    lock: r.locked ? { until: num(r.locked_until) } : null,
+    suspension: r.suspended ? { until: num(r.suspended_until) } : null,
   };
 }
 

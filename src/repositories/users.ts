@@ -27,7 +27,7 @@ export interface Restriction {
 }
 
 /** Whether a lock or suspension holds at `now` (one with an end time lifts itself then). */
-export function isInForce(r: Restriction | null, now: number): boolean {
+export function isInForce(r: Pick<Restriction, 'until'> | null, now: number): boolean {
   return r !== null && (r.until === null || now < r.until);
 }
 

@@ -66,11 +66,17 @@ const BODY_ROUTES: Route[] = [
   'POST /_synapse/admin/v1/register',
   'POST /_synapse/admin/v1/registration_tokens/new',
   'PUT /_synapse/admin/v1/registration_tokens/{token}',
+  'PUT /_matrix/client/v1/admin/suspend/{userId}',
+  'PUT /_matrix/client/unstable/uk.timedout.msc4323/admin/suspend/{userId}',
+  'PUT /_matrix/client/v1/admin/lock/{userId}',
+  'PUT /_matrix/client/unstable/uk.timedout.msc4323/admin/lock/{userId}',
+  'PUT /_synapse/admin/v1/suspend/{userId}',
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
 const NO_BODY_ROUTES: Route[] = [`POST ${V3}/logout`, `POST ${V3}/logout/all`, 'DELETE /_synapse/admin/v1/registration_tokens/{token}'];
-/** The path with its parameters filled in (a registration token need not exist: these requests are refused before any lookup). */
-const fill = (path: string, deviceId: string) => path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token');
+/** The path with its parameters filled in (a registration token or user need not exist: these requests are refused before any lookup). */
+const fill = (path: string, deviceId: string) =>
+  path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token').replace('{userId}', encodeURIComponent('@edge_nobody:test.local'));
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and

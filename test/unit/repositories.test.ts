@@ -42,7 +42,9 @@ import {
   insertUser,
   localpartExists,
   markDeactivated,
+  setLock,
   setPasswordHash,
+  setSuspension,
 } from '../../src/repositories/users.js';
 import { type Backend, backends, createPgDatabase } from '../support/backends.js';
 
@@ -368,9 +370,20 @@ describe.each(backends())('repositories (%s)', (backend) => {
         is_admin: false,
         deactivated: false,
         approved: true,
+        lock: null,
+        suspension: null,
       });
       expect(typeof t!.expires_ts).toBe('number');
       expect(typeof t!.used).toBe('boolean');
+      // The lock and suspension come with the token (their end times as numbers; reasons stay behind).
+      await setLock(db, uid, { reason: 'why', until: T0 + 5_000 });
+      await setSuspension(db, uid, { reason: null, until: null });
+      const restricted = (await findAccessTokenWithUser(db, h))!;
+      expect({ lock: restricted.lock, suspension: restricted.suspension }).toEqual({ lock: { until: T0 + 5_000 }, suspension: { until: null } });
+      expect(typeof restricted.lock!.until).toBe('number');
+      await setLock(db, uid, null);
+      await setSuspension(db, uid, null);
+      expect((await findAccessTokenWithUser(db, h))!).toMatchObject({ lock: null, suspension: null });
       await markDeactivated(db, uid);
       expect((await findAccessTokenWithUser(db, h))!.deactivated).toBe(true);
 

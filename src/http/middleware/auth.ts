@@ -5,6 +5,7 @@
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { MatrixError, missingToken } from '../../errors.js';
+import { forbidIfSuspended } from '../../handlers/account-state.js';
 import type { Requester, SessionHandler } from '../../handlers/sessions.js';
 
 export function accessTokenOf(ctx: Context, logger: Logger): string | null {
@@ -21,24 +22,63 @@ export function accessTokenOf(ctx: Context, logger: Logger): string | null {
   return null;
 }
 
+/**
+ * What a route declares about who may call it. Every authenticated route goes
+ * through requireAuth, and so through SessionHandler.authenticate, which
+ * enforces the account's state (deactivated, locked, awaiting approval,
+ * suspended) in one place.
+ */
 export interface AuthOptions {
   /** Guests may call this endpoint. */
   allowGuests?: boolean;
-  /** An expired token (soft logout) is accepted too: for /logout and /logout/all only. */
-  allowExpired?: boolean;
+  /**
+   * A sign-out route (/logout and /logout/all only): an expired token is
+   * accepted, and the account's state does not stop it (MSC3939: a locked
+   * account may still sign out; so may one awaiting approval).
+   */
+  signOut?: boolean;
+  /**
+   * A write a suspended account may not make (MSC3823: profile changes, 3PID
+   * changes, room writes): 403 M_USER_SUSPENDED. Routes where only some requests
+   * are refused call `forbidIfSuspended` from their handler instead.
+   */
+  forbidWhenSuspended?: boolean;
+}
+
+/**
+ * What a route's auth middleware declares, as the route table reports it
+ * (`Gatehouse.routes()`): a user route with its options, or an admin route
+ * (whose writes, every method but GET and HEAD, are suspension-covered).
+ */
+export type AuthDeclaration = ({ admin: false } & AuthOptions) | { admin: true };
+
+const declarations = new WeakMap<object, AuthDeclaration>();
+
+/** The declaration of an auth middleware made by requireAuth or requireAdmin; undefined for any other function. */
+export function authDeclarationOf(middleware: unknown): AuthDeclaration | undefined {
+  return typeof middleware === 'function' ? declarations.get(middleware) : undefined;
+}
+
+function declared<T extends object>(middleware: T, declaration: AuthDeclaration): T {
+  declarations.set(middleware, declaration);
+  return middleware;
 }
 
 /** Requires a valid access token and puts the requester in ctx.state.requester. */
 export function requireAuth(sessions: SessionHandler, logger: Logger, opts: AuthOptions = {}) {
-  return async (ctx: Context, next: Next) => {
-    const token = accessTokenOf(ctx, logger);
-    if (!token) throw missingToken();
-    const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, { allowExpired: opts.allowExpired ?? false });
-    if (requester.isGuest && !opts.allowGuests)
-      throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
-    ctx.state.requester = requester;
-    await next();
-  };
+  const policy = { signOut: opts.signOut ?? false, forbidWhenSuspended: opts.forbidWhenSuspended ?? false };
+  return declared(
+    async (ctx: Context, next: Next) => {
+      const token = accessTokenOf(ctx, logger);
+      if (!token) throw missingToken();
+      const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, policy);
+      if (requester.isGuest && !opts.allowGuests)
+        throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
+      ctx.state.requester = requester;
+      await next();
+    },
+    { admin: false, ...opts },
+  );
 }
 
 export function requesterOf(ctx: Context): Requester {
@@ -48,13 +88,22 @@ export function requesterOf(ctx: Context): Requester {
 /**
  * Requires a server admin's access token (Synapse's admin API): 401 without a
  * valid token, then 403 M_FORBIDDEN for anyone else, before the route looks
- * anything up (so a non-admin learns nothing, not even a 404).
+ * anything up (so a non-admin learns nothing, not even a 404). Admin writes
+ * (every method but GET and HEAD) are suspension-covered, told after the admin
+ * check: a suspended admin (Synapse's suspend endpoint and the CLI can suspend
+ * one) may read but not act, as an account under suspicion must not keep using
+ * the server's powers.
  */
 export function requireAdmin(sessions: SessionHandler, logger: Logger) {
   const auth = requireAuth(sessions, logger);
-  return async (ctx: Context, next: Next) =>
-    auth(ctx, async () => {
-      if (!requesterOf(ctx).isAdmin) throw new MatrixError(403, 'M_FORBIDDEN', 'You are not a server admin');
-      await next();
-    });
+  return declared(
+    async (ctx: Context, next: Next) =>
+      auth(ctx, async () => {
+        const requester = requesterOf(ctx);
+        if (!requester.isAdmin) throw new MatrixError(403, 'M_FORBIDDEN', 'You are not a server admin');
+        if (ctx.method !== 'GET' && ctx.method !== 'HEAD') forbidIfSuspended(requester);
+        await next();
+      }),
+    { admin: true },
+  );
 }

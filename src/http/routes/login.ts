@@ -51,9 +51,10 @@ export function loginRoutes(router: Router, login: LoginHandler, loginTokens: Lo
     );
   }
 
-  // As Synapse: an expired access token (soft logout) may still sign out, so that a client
-  // can clean up instead of leaving the device behind. Unknown and revoked tokens may not.
-  const auth = requireAuth(sessions, logger, { allowGuests: true, allowExpired: true });
+  // Sign-out routes: as Synapse, an expired access token (soft logout) may still sign out, so that
+  // a client can clean up instead of leaving the device behind, and so may a locked account
+  // (MSC3939). Unknown and revoked tokens may not.
+  const auth = requireAuth(sessions, logger, { allowGuests: true, signOut: true });
 
   // POST /_matrix/client/v3/logout
   router.post(clientPaths('/logout'), auth, async (ctx) => {
