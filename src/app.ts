@@ -18,10 +18,12 @@ import { DeviceHandler } from './handlers/devices.js';
 import { FallbackHandler } from './handlers/fallback.js';
 import { InviteHandler } from './handlers/invite.js';
 import { LoginHandler } from './handlers/login.js';
+import { ProfileHandler } from './handlers/profiles.js';
 import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
 import { TermsHandler } from './handlers/terms.js';
+import { UserDirectoryHandler } from './handlers/user-directory.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
 import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-tokens.js';
@@ -29,9 +31,11 @@ import { adminTermsRoutes } from './http/routes/admin/terms.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
 import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
+import { profileRoutes } from './http/routes/profile.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
 import { termsRoutes } from './http/routes/terms.js';
+import { userDirectoryRoutes } from './http/routes/user-directory.js';
 import { Pages } from './http/pages.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
@@ -124,6 +128,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   // Fallback pages exist for registration's stages only (the token, the terms).
   const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
+  const profiles = new ProfileHandler(db, config);
+  const userDirectory = new UserDirectoryHandler(db, config);
 
   const http = createHttpApp({
     logger,
@@ -141,6 +147,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       termsRoutes(router, terms);
       adminTermsRoutes(router, terms, sessions, logger);
       pageRoutes(router, pages, fallback, invite, config);
+      profileRoutes(router, profiles, config, sessions, logger);
+      userDirectoryRoutes(router, userDirectory, sessions, logger);
     },
   });
 
