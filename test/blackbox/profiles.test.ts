@@ -4,10 +4,15 @@
 // m.profile_fields policy). Every refusal is checked to have changed nothing.
 
 import { createHmac } from 'node:crypto';
+import * as sdk from 'matrix-js-sdk';
+import { type Logger, logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+
+(sdkLogger as unknown as { setLevel(level: string): void }).setLevel('silent');
+const silent: Logger = { trace: () => {}, debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, getChild: () => silent };
 
 const V3 = '/_matrix/client/v3';
 const PROFILE_TABLES = ['users', 'profiles', 'profile_fields'];
@@ -353,6 +358,33 @@ describe.each(backends())('profiles (%s)', (backend) => {
       });
       const u = await hs.register('pf_seen_by_guest');
       expect((await get(u.user_id, undefined, token)).status).toBe(200);
+    });
+
+    it('matrix-js-sdk sets and reads the display name, the avatar and m.tz (extended profiles, stable paths)', async () => {
+      const u = await hs.register('pf_sdk');
+      const paths: string[] = [];
+      const fetchFn: typeof globalThis.fetch = async (input, init) => {
+        paths.push(`${init?.method ?? 'GET'} ${new URL(String(input)).pathname}`);
+        return fetch(input, init);
+      };
+      const client = sdk.createClient({ baseUrl: hs.url, accessToken: u.access_token, userId: u.user_id, deviceId: u.device_id, fetchFn, logger: silent });
+      await client.setDisplayName('SDK User');
+      await client.setAvatarUrl('mxc://test.local/sdkavatar');
+      expect(await client.getProfileInfo(u.user_id)).toEqual({ displayname: 'SDK User', avatar_url: 'mxc://test.local/sdkavatar' });
+      expect(await client.doesServerSupportExtendedProfiles()).toBe(true);
+      await client.setExtendedProfileProperty('m.tz', 'Europe/Paris');
+      expect(await client.getExtendedProfileProperty(u.user_id, 'm.tz')).toBe('Europe/Paris');
+      expect(await client.getExtendedProfile(u.user_id)).toEqual({ displayname: 'SDK User', avatar_url: 'mxc://test.local/sdkavatar', 'm.tz': 'Europe/Paris' });
+      await client.deleteExtendedProfileProperty('m.tz');
+      // (The SDK's own cache would still answer the old value here.)
+      expectMatrixError(await get(u.user_id, 'm.tz'), 404, 'M_NOT_FOUND');
+      const refused = await client.setExtendedProfileProperty('m.tz', 'Not/AZone').then(() => null, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(sdk.MatrixError);
+      expect((refused as sdk.MatrixError).errcode).toBe('M_INVALID_PARAM');
+      const found = await client.searchUserDirectory({ term: 'pf_new' });
+      expect(found).toEqual({ limited: false, results: [] });
+      // The stable paths only: no unstable MSC4133 prefix.
+      expect(paths.filter((p) => p.includes('/profile/')).every((p) => p.includes('/_matrix/client/v3/profile/'))).toBe(true);
     });
 
     it('GET /capabilities and /versions advertise the profile endpoints', async () => {
