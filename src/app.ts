@@ -21,11 +21,13 @@ import { FallbackHandler } from './handlers/fallback.js';
 import { InviteHandler } from './handlers/invite.js';
 import { LoginHandler } from './handlers/login.js';
 import { LOGIN_TOKEN_REQUEST_LIMIT, LoginTokenHandler } from './handlers/login-tokens.js';
+import { ProfileHandler } from './handlers/profiles.js';
 import { RegistrationHandler } from './handlers/registration.js';
 import { ServerInfoHandler } from './handlers/server-info.js';
 import { SessionHandler } from './handlers/sessions.js';
 import { TermsHandler } from './handlers/terms.js';
 import { type AuthDeclaration, authDeclarationOf } from './http/middleware/auth.js';
+import { UserDirectoryHandler } from './handlers/user-directory.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminModerationRoutes } from './http/routes/admin/moderation.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
@@ -34,9 +36,11 @@ import { adminTermsRoutes } from './http/routes/admin/terms.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
 import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
+import { profileRoutes } from './http/routes/profile.js';
 import { registerRoutes } from './http/routes/register.js';
 import { serverInfoRoutes } from './http/routes/server-info.js';
 import { termsRoutes } from './http/routes/terms.js';
+import { userDirectoryRoutes } from './http/routes/user-directory.js';
 import { Pages } from './http/pages.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
@@ -150,6 +154,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
   const accountState = new AccountStateHandler(db, config.server_name);
+  const profiles = new ProfileHandler(db, config);
+  const userDirectory = new UserDirectoryHandler(db, config);
 
   let mounted: Router | null = null;
   const http = createHttpApp({
@@ -170,6 +176,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       adminTermsRoutes(router, terms, sessions, logger);
       adminModerationRoutes(router, accountState, sessions, logger);
       pageRoutes(router, pages, fallback, invite, config);
+      profileRoutes(router, profiles, config, sessions, logger);
+      userDirectoryRoutes(router, userDirectory, sessions, logger);
     },
   });
 

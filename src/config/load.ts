@@ -9,6 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit, SupportContact, WellKnownSupport } from './types.js';
+import { isFieldName } from '../domain/profiles.js';
 import { refuseRestrictiveKeys } from './restrictive-keys.js';
 import { keepVersionsAsWritten, termsConfig } from './terms.js';
 import { parseDuration, parseSize } from './units.js';
@@ -244,6 +245,33 @@ function loginViaExistingSession(s: Section, errors: string[]): Config['login_vi
   return { enabled: s.boolean('enabled', false), require_ui_auth: s.boolean('require_ui_auth', true), token_timeout: timeout };
 }
 
+/** Gatehouse's `profile_fields`: the `m.profile_fields` capability's `enabled`, `allowed` and `disallowed`. */
+function profileFields(s: Section, errors: string[]): Config['profile_fields'] {
+  const names = (k: 'allowed' | 'disallowed'): string[] | null => {
+    const list = s.list(k);
+    if (list === null) return null;
+    const bad = list.filter((n) => typeof n !== 'string' || !isFieldName(n));
+    // A misspelt name would silently leave the field it meant open (or closed).
+    if (bad.length) errors.push(`profile_fields.${k}: not profile field names (a-z, 0-9, "_", "-", "." starting with a-z): ${JSON.stringify(bad)}`);
+    return list.filter((n): n is string => typeof n === 'string');
+  };
+  const allowed = names('allowed');
+  const disallowed = names('disallowed');
+  if (allowed !== null && disallowed !== null) errors.push('profile_fields: give allowed or disallowed, not both');
+  return { enabled: s.boolean('enabled', true), allowed, disallowed };
+}
+
+/** Synapse's `user_directory` section (its defaults). */
+function userDirectory(s: Section): Config['user_directory'] {
+  // Synapse's ranking option: every searchable user is local here, so it changes nothing.
+  s.accept('prefer_local_users', 'exclude_remote_users');
+  return {
+    enabled: s.boolean('enabled', true),
+    search_all_users: s.boolean('search_all_users', false),
+    show_locked_users: s.boolean('show_locked_users', false),
+  };
+}
+
 export interface LoadedConfig {
   config: Config;
   warnings: string[];
@@ -407,6 +435,10 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     enable_set_displayname: root.boolean('enable_set_displayname', true),
     enable_set_avatar_url: root.boolean('enable_set_avatar_url', true),
     enable_3pid_changes: root.boolean('enable_3pid_changes', true),
+    profile_fields: profileFields(track(root.section('profile_fields')), errors),
+    require_auth_for_profile_requests: root.boolean('require_auth_for_profile_requests', false),
+    limit_profile_requests_to_users_who_share_rooms: root.boolean('limit_profile_requests_to_users_who_share_rooms', false),
+    user_directory: userDirectory(track(root.section('user_directory'))),
     // Synapse's defaults.
     rc_login: {
       address: rateLimit(rcLoginAddr, { per_second: 0.003, burst_count: 5 }),

@@ -148,16 +148,6 @@ export const RESTRICTIVE_KEYS: readonly RestrictiveKey[] = [
 
   // Reading data about accounts.
   {
-    key: 'require_auth_for_profile_requests',
-    restricts: unlessFalse,
-    why: 'Gatehouse cannot yet limit profile lookups to signed-in users. Remove the key or set it to false.',
-  },
-  {
-    key: 'limit_profile_requests_to_users_who_share_rooms',
-    restricts: unlessFalse,
-    why: 'Gatehouse has no rooms, and cannot limit profile lookups to users who share one. Remove the key or set it to false.',
-  },
-  {
     key: 'include_profile_data_on_invite',
     restricts: unlessTrue,
     why: 'Gatehouse cannot yet keep profiles out of invites. Remove the key or set it to true.',
@@ -166,11 +156,6 @@ export const RESTRICTIVE_KEYS: readonly RestrictiveKey[] = [
     key: 'allow_profile_lookup_over_federation',
     restricts: unlessTrue,
     why: 'Gatehouse cannot yet refuse profile lookups from other servers. Remove the key or set it to true.',
-  },
-  {
-    key: 'user_directory.enabled',
-    restricts: unlessTrue,
-    why: 'Gatehouse cannot yet switch the user directory off. Remove the key or set it to true.',
   },
 ];
 

@@ -115,6 +115,25 @@ export interface Config {
   enable_set_displayname: boolean;
   enable_set_avatar_url: boolean;
   enable_3pid_changes: boolean;
+  /**
+   * Which profile fields users may change (MSC4133's `m.profile_fields`
+   * capability, Gatehouse's key): `enabled: false` allows none; `allowed`
+   * (null = not given) lists the only ones; otherwise all but `disallowed`
+   * (null = none). `enable_set_displayname` / `enable_set_avatar_url` narrow it further.
+   */
+  profile_fields: { enabled: boolean; allowed: string[] | null; disallowed: string[] | null };
+  /** Profile lookups need an access token (Synapse's key; MSC4170). */
+  require_auth_for_profile_requests: boolean;
+  /** Profile lookups of anyone but oneself need a shared room (Synapse's key; MSC4170). No rooms yet: refused. */
+  limit_profile_requests_to_users_who_share_rooms: boolean;
+  /** Synapse's `user_directory` section (POST /user_directory/search). */
+  user_directory: {
+    enabled: boolean;
+    /** Search every local user; otherwise only users who share a room with the searcher or are in a public room (none yet). */
+    search_all_users: boolean;
+    /** Show locked accounts (MSC3939) in results. */
+    show_locked_users: boolean;
+  };
 
   rc_login: { address: RateLimit; account: RateLimit; failed_attempts: RateLimit };
   rc_registration: RateLimit;

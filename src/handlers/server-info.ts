@@ -5,6 +5,7 @@ import { type SigningKey, signJson, unpaddedBase64 } from '../crypto/signing-key
 import { notFound } from '../errors.js';
 import { loginTokensAvailableTo } from './login-tokens.js';
 import type { Requester } from './sessions.js';
+import { profileCapabilities } from './profiles.js';
 
 /** Every spec version whose account/auth surface Gatehouse serves. Element needs one of v1.1–v1.9, Nheko one of v1.1–v1.5. */
 export const SPEC_VERSIONS = [
@@ -16,7 +17,6 @@ export const SPEC_VERSIONS = [
 const KEY_VALIDITY_MS = 7 * 24 * 3_600_000;
 
 /** Whether the endpoints behind these capabilities exist yet (they arrive with later issues). */
-const PROFILE_ENDPOINTS_SERVED = false;
 const THREEPID_ENDPOINTS_SERVED = false;
 
 export class ServerInfoHandler {
@@ -27,8 +27,14 @@ export class ServerInfoHandler {
   ) {}
 
   versions() {
-    // MSC4323 (the admin endpoints for suspension and locking) while clients look for its unstable flag.
-    return { versions: SPEC_VERSIONS, unstable_features: { 'uk.timedout.msc4323': true } as Record<string, boolean> };
+    const unstable_features: Record<string, boolean> = {
+      // MSC4133 at its stable paths (spec v1.16, which is not advertised as a whole): clients such as
+      // matrix-js-sdk then read and write custom profile fields (m.tz) there.
+      'uk.tcpip.msc4133.stable': true,
+      // MSC4323 (the admin endpoints for suspension and locking) while clients look for its unstable flag.
+      'uk.timedout.msc4323': true,
+    };
+    return { versions: SPEC_VERSIONS, unstable_features };
   }
 
   /**
@@ -46,10 +52,10 @@ export class ServerInfoHandler {
     return {
       capabilities: {
         'm.change_password': { enabled: c.password_config.enabled },
-        // Profile and 3PID endpoints are not served yet: until they are, clients must not offer
+        // m.set_displayname, m.set_avatar_url and m.profile_fields (MSC4133).
+        ...profileCapabilities(c),
+        // 3PID endpoints are not served yet: until they are, clients must not offer
         // those changes, whatever the config allows.
-        'm.set_displayname': { enabled: PROFILE_ENDPOINTS_SERVED && c.enable_set_displayname },
-        'm.set_avatar_url': { enabled: PROFILE_ENDPOINTS_SERVED && c.enable_set_avatar_url },
         'm.3pid_changes': { enabled: THREEPID_ENDPOINTS_SERVED && c.enable_3pid_changes },
         'm.get_login_token': { enabled: loginTokensAvailableTo(c, requester) },
         // Clients read this even before rooms exist; these are the versions rooms will be created in.

@@ -272,13 +272,13 @@ describe.each(backends())('hardening (%s)', (backend) => {
       expect(res.body).toEqual({ id_server_unbind_result: 'success' });
     });
 
-    it('capabilities: profile and 3PID changes are off (not served yet), password changes on', async () => {
+    it('capabilities: profile and password changes on, 3PID changes off (not served yet)', async () => {
       const acct = await hs.register('hc_caps');
       const res = await hs.request('GET', `${C}/capabilities`, { token: acct.access_token });
       expect(res.status).toBe(200);
       const caps = res.body.capabilities;
-      expect(caps['m.set_displayname']).toEqual({ enabled: false });
-      expect(caps['m.set_avatar_url']).toEqual({ enabled: false });
+      expect(caps['m.set_displayname']).toEqual({ enabled: true });
+      expect(caps['m.set_avatar_url']).toEqual({ enabled: true });
       expect(caps['m.3pid_changes']).toEqual({ enabled: false });
       expect(caps['m.change_password']).toEqual({ enabled: true });
     });

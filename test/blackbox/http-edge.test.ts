@@ -71,12 +71,22 @@ const BODY_ROUTES: Route[] = [
   'PUT /_matrix/client/v1/admin/lock/{userId}',
   'PUT /_matrix/client/unstable/uk.timedout.msc4323/admin/lock/{userId}',
   'PUT /_synapse/admin/v1/suspend/{userId}',
+  `PUT ${V3}/profile/{userId}/{keyName}`,
+  `POST ${V3}/user_directory/search`,
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
-const NO_BODY_ROUTES: Route[] = [`POST ${V3}/logout`, `POST ${V3}/logout/all`, 'DELETE /_synapse/admin/v1/registration_tokens/{token}'];
-/** The path with its parameters filled in (a registration token or user need not exist: these requests are refused before any lookup). */
-const fill = (path: string, deviceId: string) =>
-  path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token').replace('{userId}', encodeURIComponent('@edge_nobody:test.local'));
+const NO_BODY_ROUTES: Route[] = [
+  `POST ${V3}/logout`,
+  `POST ${V3}/logout/all`,
+  'DELETE /_synapse/admin/v1/registration_tokens/{token}',
+  `DELETE ${V3}/profile/{userId}/{keyName}`,
+];
+/**
+ * The path with its parameters filled in (a registration token need not exist: these requests are refused
+ * before any lookup), for the signed-in user (`userId`: their own profile, whose display name they may set).
+ */
+const fill = (path: string, deviceId: string, userId: string) =>
+  path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token').replace('{userId}', encodeURIComponent(userId)).replace('{keyName}', 'displayname');
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and
@@ -255,7 +265,7 @@ describe.each(backends())('HTTP edges (%s)', (backend) => {
       const targets: [string, string][] = [
         ...[...BODY_ROUTES, ...NO_BODY_ROUTES].map((r): [string, string] => {
           const [method, path] = r.split(' ') as [string, string];
-          return [method, fill(path, s.device_id)];
+          return [method, fill(path, s.device_id, s.user_id)];
         }),
         ['POST', '/_matrix/client/r0/login'],
         ['POST', `${V3}/register?kind=guest`],
@@ -434,7 +444,7 @@ describe.each(backends())('HTTP edges (%s)', (backend) => {
       await expectNoChange(hs, async () => {
         for (const route of BODY_ROUTES) {
           const [method, template] = route.split(' ') as [string, string];
-          const path = fill(template, s.device_id);
+          const path = fill(template, s.device_id, s.user_id);
           for (const raw of values.filter((v) => !v.startsWith('{') && v !== '')) {
             const res = await sendBytes(hs, method, path, raw, s.access_token);
             expect({ where: `${route} ${raw}`, status: res.status, errcode: res.body?.errcode }).toEqual({ where: `${route} ${raw}`, status: 400, errcode: 'M_BAD_JSON' });

@@ -100,7 +100,7 @@ describe.each(backends())('server info (%s)', (backend) => {
       expect(unknown.body.errcode).toBe('M_UNKNOWN_TOKEN');
     });
 
-    it('GET /capabilities allows password changes, and no profile or 3PID change until those endpoints exist', async () => {
+    it('GET /capabilities allows password and profile changes, and no 3PID change until those endpoints exist', async () => {
       const s = await hs.register('si_caps');
       for (const path of [`${V3}/capabilities`, '/_matrix/client/r0/capabilities']) {
         const res = await hs.request('GET', path, { token: s.access_token });
@@ -108,8 +108,9 @@ describe.each(backends())('server info (%s)', (backend) => {
         expectJsonWithCors(res);
         const caps = res.body.capabilities;
         expect(caps['m.change_password']).toEqual({ enabled: true });
-        expect(caps['m.set_displayname']).toEqual({ enabled: false });
-        expect(caps['m.set_avatar_url']).toEqual({ enabled: false });
+        expect(caps['m.set_displayname']).toEqual({ enabled: true });
+        expect(caps['m.set_avatar_url']).toEqual({ enabled: true });
+        expect(caps['m.profile_fields']).toEqual({ enabled: true });
         expect(caps['m.3pid_changes']).toEqual({ enabled: false });
         const rooms = caps['m.room_versions'];
         expect(typeof rooms.default).toBe('string');
@@ -229,6 +230,7 @@ describe.each(backends())('server info (%s)', (backend) => {
         expect(caps['m.change_password']).toEqual({ enabled: false });
         expect(caps['m.set_displayname']).toEqual({ enabled: false });
         expect(caps['m.set_avatar_url']).toEqual({ enabled: false });
+        expect(caps['m.profile_fields']).toEqual({ enabled: true, disallowed: ['displayname', 'avatar_url'] });
         expect(caps['m.3pid_changes']).toEqual({ enabled: false });
       }
     });

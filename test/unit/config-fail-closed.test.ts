@@ -43,11 +43,8 @@ const SAMPLES: Record<string, { restricting: unknown[]; harmless: unknown[] }> =
     harmless: [[{ names: ['client'] }], [{ names: ['federation'] }, { names: ['client', 'federation'], compress: false }], null],
   },
   'listeners[].path': { restricting: ['/run/synapse/main_public.sock'], harmless: [null] },
-  require_auth_for_profile_requests: { restricting: [true], harmless: [false, null] },
-  limit_profile_requests_to_users_who_share_rooms: { restricting: [true], harmless: [false, null] },
   include_profile_data_on_invite: { restricting: [false, 'false'], harmless: [true, null] },
   allow_profile_lookup_over_federation: { restricting: [false], harmless: [true, null] },
-  'user_directory.enabled': { restricting: [false, 0], harmless: [true, null] },
 };
 
 /** The smallest config holding `value` at `path` (`[]` makes a one-entry list of listeners). */
@@ -84,15 +81,22 @@ describe('the table of restrictive keys', () => {
 
   it('covers the keys the issue names (those not implemented)', () => {
     const keys = RESTRICTIVE_KEYS.map((k) => k.key);
-    // Implemented, so not here: registration tokens, terms (user_consent), inhibit_user_in_use_error, approval (MSC3866).
-    for (const k of ['registration_requires_token', 'user_consent.require_at_registration', 'inhibit_user_in_use_error', 'experimental_features.msc3866'])
+    // Implemented, so not here: registration tokens, terms (user_consent), inhibit_user_in_use_error, approval (MSC3866),
+    // the profile lookup limits (MSC4170) and switching the user directory off.
+    for (const k of [
+      'registration_requires_token',
+      'user_consent.require_at_registration',
+      'inhibit_user_in_use_error',
+      'experimental_features.msc3866',
+      'require_auth_for_profile_requests',
+      'limit_profile_requests_to_users_who_share_rooms',
+      'user_directory.enabled',
+    ])
       expect(keys).not.toContain(k);
     for (const k of [
       'registrations_require_3pid',
       'allowed_local_3pids',
       'enable_registration_captcha',
-      'require_auth_for_profile_requests',
-      'limit_profile_requests_to_users_who_share_rooms',
       'password_config.localdb_enabled',
       'limit_usage_by_mau',
       'hs_disabled',

@@ -32,6 +32,17 @@ export interface SharedSecretRegistration {
   mac: string;
 }
 
+/**
+ * The new account's display name: as Synapse, the localpart when none is
+ * given; trimmed as at PUT /profile/{userId}/displayname, and an explicit ""
+ * (or only spaces) leaves the account without one.
+ */
+function initialDisplayname(given: string | null, localpart: string): string | null {
+  if (given === null) return localpart;
+  const trimmed = given.trim();
+  return trimmed === '' ? null : trimmed;
+}
+
 export class SharedSecretRegistrationHandler {
   constructor(
     private readonly db: Knex,
@@ -84,8 +95,7 @@ export class SharedSecretRegistrationHandler {
     checkPassword(req.password, { ...this.config.password_config.policy, enabled: false });
     const passwordHash = await this.hasher.hash(req.password);
     return this.db.transaction(async (trx) => {
-      // As Synapse: the display name defaults to the localpart.
-      const account = { localpart, passwordHash, isAdmin: req.admin, isGuest: false, displayname: req.displayname ?? localpart };
+      const account = { localpart, passwordHash, isAdmin: req.admin, isGuest: false, displayname: initialDisplayname(req.displayname, localpart) };
       const userId = await createAccount(trx, this.config.server_name, account, this.clock());
       if (!userId) throw userInUse();
       const session = await this.sessions.issue(trx, { userId, deviceId: null, displayName: null, wantRefreshToken: false, ip: null, userAgent: null });
