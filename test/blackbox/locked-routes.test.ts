@@ -43,6 +43,10 @@ const PUBLIC = new Map<string, string>([
   ['POST /_matrix/client/v3/auth/:stage/fallback/web', 'the UIA session'],
   ['GET /_gatehouse/invite/:token', 'the registration token'],
   ['POST /_gatehouse/invite/:token', 'the registration token'],
+  // Public reads (as Synapse) unless require_auth_for_profile_requests, which makes them requireAuth routes;
+  // with limit_profile_requests_to_users_who_share_rooms a sent token is checked by authenticate.
+  ['GET /_matrix/client/v3/profile/:userId', 'none (see require_auth_for_profile_requests)'],
+  ['GET /_matrix/client/v3/profile/:userId/:keyName', 'none (see require_auth_for_profile_requests)'],
 ]);
 
 /** MSC3939: the only routes a locked account may still use. */
