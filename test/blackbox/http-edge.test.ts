@@ -64,11 +64,21 @@ const BODY_ROUTES: Route[] = [
   'POST /_synapse/admin/v1/register',
   'POST /_synapse/admin/v1/registration_tokens/new',
   'PUT /_synapse/admin/v1/registration_tokens/{token}',
+  'PUT /_synapse/admin/v2/users/{userId}',
+  'POST /_synapse/admin/v1/deactivate/{userId}',
+  'POST /_synapse/admin/v1/reset_password/{userId}',
+  'PUT /_synapse/admin/v1/users/{userId}/admin',
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
-const NO_BODY_ROUTES: Route[] = [`POST ${V3}/logout`, `POST ${V3}/logout/all`, 'DELETE /_synapse/admin/v1/registration_tokens/{token}'];
-/** The path with its parameters filled in (a registration token need not exist: these requests are refused before any lookup). */
-const fill = (path: string, deviceId: string) => path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token');
+const NO_BODY_ROUTES: Route[] = [
+  `POST ${V3}/logout`,
+  `POST ${V3}/logout/all`,
+  'DELETE /_synapse/admin/v1/registration_tokens/{token}',
+  'DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}',
+];
+/** The path with its parameters filled in (a registration token or user need not exist: these requests are refused before any lookup). */
+const fill = (path: string, deviceId: string) =>
+  path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token').replace('{userId}', encodeURIComponent('@edge_target:test.local'));
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and
