@@ -181,7 +181,7 @@ describe.each(backends())('user admin API (%s)', (backend) => {
       // As Synapse: seconds here (the list says milliseconds).
       expect(res.body.creation_ts).toBeGreaterThanOrEqual(before - 1);
       expect(res.body.creation_ts).toBeLessThanOrEqual(Math.ceil(Date.now() / 1000));
-      const seen = (await hs.db()('devices').where({ user_id: u.user_id }).max({ t: 'last_seen_ts' }).first()).t;
+      const seen = (await hs.db()('devices').where({ user_id: u.user_id }).max({ t: 'last_seen_ts' }).first())?.t;
       expect(res.body.last_seen_ts).toBe(Number(seen));
       // Unquoted '@' and ':' in the path, as synadm sends them.
       const raw = await hs.request('GET', `${V2}/users/@details_a:test.local`, { token: admin });
