@@ -29,10 +29,10 @@ function booleanParam<T extends boolean | null>(q: Context['query'], name: strin
   return v === 'true';
 }
 
-/** An integer (a sign allowed, so that the handler can say it must not be negative), once; `fallback` when absent. */
-function integerParam(v: QueryValue, name: string, fallback: number): number {
+/** An integer (a sign allowed, so that the handler can say it must not be negative), once; `fallback` when absent, else 400 M_INVALID_PARAM with `error`. */
+function integerParam(v: QueryValue, fallback: number, error: string): number {
   if (v === undefined) return fallback;
-  if (typeof v !== 'string' || !/^-?\d{1,15}$/.test(v)) throw invalidParam(`Query parameter ${name} must be an integer`);
+  if (typeof v !== 'string' || !/^-?\d{1,15}$/.test(v)) throw invalidParam(error);
   return Number(v);
 }
 
@@ -113,8 +113,8 @@ export function adminUserRoutes(router: Router, users: UserAdminHandler, userSes
     const dir = stringParam(q.dir, 'dir') ?? 'f';
     if (dir !== 'f' && dir !== 'b') throw invalidParam('Query parameter dir must be "f" or "b"');
     const list = await users.list({
-      from: integerParam(q.from, 'from', 0),
-      limit: integerParam(q.limit, 'limit', DEFAULT_LIST_LIMIT),
+      from: integerParam(q.from, 0, 'from must be an integer'),
+      limit: integerParam(q.limit, DEFAULT_LIST_LIMIT, 'limit must be an integer'),
       userId: stringParam(q.user_id, 'user_id'),
       name: stringParam(q.name, 'name'),
       guests: booleanParam(q, 'guests', true),
@@ -132,7 +132,7 @@ export function adminUserRoutes(router: Router, users: UserAdminHandler, userSes
   // GET /_synapse/admin/v2/users/{userId}
   router.get('/_synapse/admin/v2/users/:userId', admin, async (ctx) => reply(ctx, 200, await users.get(userIdParam(ctx))));
 
-  // PUT /_synapse/admin/v2/users/{userId}: 201 when it creates the account, 200 when it changes it
+  // PUT /_synapse/admin/v2/users/{userId} (201 when it creates the account, 200 when it changes it)
   router.put('/_synapse/admin/v2/users/:userId', admin, async (ctx) => {
     const userId = userIdParam(ctx);
     const changes = userChanges(jsonObject(ctx));
