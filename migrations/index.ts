@@ -8,6 +8,7 @@ import * as registrationTokens from './20261129010000_registration_tokens.js';
 import * as terms from './20261129020000_terms.js';
 import * as accountApproval from './20261129030000_account_approval.js';
 import * as accountState from './20261129040000_account_state.js';
+import * as userAdmin from './20261129050000_user_admin.js';
 import * as profileFields from './20261129060000_profile_fields.js';
 import * as loginTokens from './20261129070000_login_tokens.js';
 
@@ -23,6 +24,7 @@ const migrations: Record<string, Migration> = {
   '20261129020000_terms': terms,
   '20261129030000_account_approval': accountApproval,
   '20261129040000_account_state': accountState,
+  '20261129050000_user_admin': userAdmin,
   '20261129060000_profile_fields': profileFields,
   '20261129070000_login_tokens': loginTokens,
 };

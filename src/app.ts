@@ -13,9 +13,12 @@ import { generateSigningKey, loadOrCreateSigningKey, type SigningKey } from './c
 import { dialectOf, migrateToLatest, openDatabase } from './db/database.js';
 import { AccountHandler } from './handlers/account.js';
 import { AccountStateHandler } from './handlers/account-state.js';
+import { AccountApprovalHandler } from './handlers/admin/account-approval.js';
 import { createAdminUser } from './handlers/admin/bootstrap.js';
 import { RegistrationTokenAdminHandler } from './handlers/admin/registration-tokens.js';
 import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-registration.js';
+import { UserSessionsAdminHandler } from './handlers/admin/user-sessions.js';
+import { UserAdminHandler } from './handlers/admin/users.js';
 import { DeviceHandler } from './handlers/devices.js';
 import { FallbackHandler } from './handlers/fallback.js';
 import { InviteHandler } from './handlers/invite.js';
@@ -33,6 +36,7 @@ import { adminModerationRoutes } from './http/routes/admin/moderation.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
 import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-tokens.js';
 import { adminTermsRoutes } from './http/routes/admin/terms.js';
+import { adminUserRoutes } from './http/routes/admin/users.js';
 import { deviceRoutes } from './http/routes/devices.js';
 import { loginRoutes } from './http/routes/login.js';
 import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
@@ -150,10 +154,12 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
   const registrationTokens = new RegistrationTokenAdminHandler(db, config.public_baseurl);
   const terms = new TermsHandler(db, config);
+  const accountState = new AccountStateHandler(db, config.server_name);
+  const userAdmin = new UserAdminHandler(db, config, hasher, sessions, accountState, new AccountApprovalHandler(db, config.server_name));
+  const userSessionsAdmin = new UserSessionsAdminHandler(db, config.server_name, sessions);
   // Fallback pages exist for registration's stages only (the token, the terms).
   const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
-  const accountState = new AccountStateHandler(db, config.server_name);
   const profiles = new ProfileHandler(db, config);
   const userDirectory = new UserDirectoryHandler(db, config);
 
@@ -175,6 +181,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       termsRoutes(router, terms);
       adminTermsRoutes(router, terms, sessions, logger);
       adminModerationRoutes(router, accountState, sessions, logger);
+      adminUserRoutes(router, userAdmin, userSessionsAdmin, sessions, logger);
       pageRoutes(router, pages, fallback, invite, config);
       profileRoutes(router, profiles, config, sessions, logger);
       userDirectoryRoutes(router, userDirectory, sessions, logger);

@@ -20,7 +20,8 @@ Commands:
   generate-config   Write a new homeserver.yaml with fresh secrets
   migrate           Bring the database schema up to date and exit
   tokens            Manage registration tokens (gatehouse tokens --help)
-  users             Accounts waiting for approval (gatehouse users --help)
+  users             Manage accounts: list, create, modify, deactivate, lock, suspend,
+                    approve (gatehouse users --help)
   register-user     Create an account on a running server with the shared secret
                     (as register_new_matrix_user; gatehouse register-user --help)
 

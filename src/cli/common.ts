@@ -1,10 +1,13 @@
 // What the database-backed commands (tokens, users) share: opening the
-// config's database as it stands, and printing tables for people.
+// config's database as it stands, printing tables for people, and reading
+// times and passwords given on the command line.
 
 import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import type { Knex } from 'knex';
 import { migrationSource } from '../../migrations/index.js';
 import type { Config } from '../config/types.js';
+import { parseDuration } from '../config/units.js';
 import { openDatabase } from '../db/database.js';
 
 export interface CliFailure {
@@ -50,3 +53,37 @@ export function oneLine(text: string | null): string {
   return text === null ? '' : text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
 }
 
+
+const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/**
+ * A time given on the command line (WHEN): milliseconds since the epoch, a
+ * time from now ("30m", "12h", "7d", "2w"), or an ISO 8601 date or time (a
+ * date alone is UTC midnight; a time without a zone is local time). Null when
+ * it is none of those.
+ */
+export function parseWhen(value: string, now: number): number | null {
+  if (/^\d{1,15}$/.test(value)) return Number(value);
+  if (/^\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)$/.test(value)) return now + parseDuration(value)!;
+  if (ISO_DATE_TIME.test(value)) {
+    const ms = Date.parse(value.replace(' ', 'T'));
+    if (Number.isFinite(ms)) return ms;
+  }
+  return null;
+}
+
+/** The first line of `input` (without its line end), or "" when it ends before one: for --password-stdin. */
+export function readFirstLine(input: NodeJS.ReadableStream): Promise<string> {
+  return new Promise((resolve) => {
+    const rl = createInterface({ input, terminal: false });
+    let done = false;
+    rl.once('line', (line) => {
+      done = true;
+      rl.close();
+      resolve(line);
+    });
+    rl.once('close', () => {
+      if (!done) resolve('');
+    });
+  });
+}

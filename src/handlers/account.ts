@@ -4,6 +4,8 @@ import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { forbidden, missingParam } from '../errors.js';
+import * as UserAdmin from '../repositories/user-admin.js';
+import * as Profiles from '../repositories/profiles.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
 import { checkPassword } from './password-policy.js';
@@ -77,8 +79,8 @@ export class AccountHandler {
   }
 
   /**
-   * POST /account/deactivate. The row stays (deactivated, without password),
-   * so the localpart is never handed out again; every session ends.
+   * POST /account/deactivate: `deactivateAccount` once UIA passes, with the
+   * `erase` the session remembers (default false).
    */
   async deactivate(requester: Requester, req: { erase: boolean | null; idServer: string | null; auth: unknown; ip: string }) {
     if (requester.isGuest) throw forbidden('Guests cannot deactivate their account');
@@ -95,11 +97,29 @@ export class AccountHandler {
     if (auth.previous) return result;
     await this.db.transaction(async (trx) => {
       await this.uia.complete(auth, trx, result);
-      await Users.markDeactivated(trx, requester.userId);
-      // As Synapse: a deactivated user's display name and avatar are removed.
-      await Users.clearProfile(trx, requester.userId);
-      await this.sessions.endSessions(trx, requester.userId, null);
+      await deactivateAccount(trx, this.sessions, requester.userId, { erase: auth.params.erase === true });
     });
     return result;
+  }
+}
+
+/**
+ * Deactivation, the one place it is done: by the user (POST
+ * /account/deactivate), by an admin (Synapse's admin API: POST
+ * /_synapse/admin/v1/deactivate, PUT /_synapse/admin/v2/users with
+ * `deactivated: true`) and from the command line. Every session ends (all
+ * devices, access and refresh tokens), the password is removed, and the row
+ * stays, so the localpart is never handed out again. Gatehouse stores no 3PIDs
+ * yet; when it does, they are removed here. With `erase` (as Synapse) the
+ * display name and avatar are cleared and the account is marked erased.
+ * Running it again on a deactivated account is harmless (and can still erase).
+ */
+export async function deactivateAccount(trx: Knex, sessions: SessionHandler, userId: string, opts: { erase: boolean }): Promise<void> {
+  await Users.markDeactivated(trx, userId);
+  await sessions.endSessions(trx, userId, null);
+  if (opts.erase) {
+    // Display name, avatar and every custom field (MSC4133): lookups then find nothing.
+    await Profiles.eraseProfile(trx, userId);
+    await UserAdmin.markErased(trx, userId);
   }
 }

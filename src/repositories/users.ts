@@ -117,10 +117,6 @@ export async function markDeactivated(q: Knex, userId: string): Promise<void> {
   await q('users').where({ user_id: userId }).update({ deactivated: true, password_hash: null });
 }
 
-export async function clearProfile(q: Knex, userId: string): Promise<void> {
-  await q('profiles').where({ user_id: userId }).update({ displayname: null, avatar_url: null });
-}
-
 export async function countUsers(q: Knex): Promise<number> {
   const row = await q('users').count<{ n: number | string }[]>({ n: '*' }).first();
   return Number(row?.n ?? 0);

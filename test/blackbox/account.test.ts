@@ -263,7 +263,7 @@ describe.each(backends())('account (%s)', (backend) => {
   });
 
   describe('POST /account/deactivate', () => {
-    it('deactivates after UIA: no login, all tokens dead, devices gone, profile cleared, row kept, name not reusable', async () => {
+    it('deactivates after UIA: no login, all tokens dead, devices gone, profile kept (no erase), row kept, name not reusable', async () => {
       const u = await threeDevices('deact_me');
       expect((await hs.db()('profiles').where({ user_id: u.userId }).first()).displayname).toBe('deact_me');
 
@@ -292,12 +292,13 @@ describe.each(backends())('account (%s)', (backend) => {
       expect(await devicesOf(u.userId)).toEqual([]);
       expect(await tokensOf('access_tokens', u.userId)).toEqual([]);
       expect(await tokensOf('refresh_tokens', u.userId)).toEqual([]);
+      // As Synapse: only `erase` clears the profile.
       const profile = await hs.db()('profiles').where({ user_id: u.userId }).first();
-      expect(profile.displayname).toBeNull();
-      expect(profile.avatar_url).toBeNull();
+      expect(profile.displayname).toBe('deact_me');
       const row = await userRow(u.userId);
       expect(row).toBeDefined();
       expect(!!row.deactivated).toBe(true);
+      expect(!!row.erased).toBe(false);
       expect(row.password_hash).toBeNull();
 
       const again = await hs.request('POST', `${V3}/register`, {
@@ -311,7 +312,7 @@ describe.each(backends())('account (%s)', (backend) => {
       expect(Number((await hs.db()('users').where({ localpart: 'deact_me' }).count<{ n: number }[]>({ n: '*' }).first())?.n)).toBe(1);
     });
 
-    it('answers id_server_unbind_result when an id_server is named, and accepts erase', async () => {
+    it('answers id_server_unbind_result when an id_server is named, and erases with erase: profile cleared, marked erased', async () => {
       await hs.register('deact_idserver', PW);
       const tok = (await hs.login('deact_idserver', PW)).access_token;
       const res = await hs.request('POST', `${V3}/account/deactivate`, {
@@ -320,7 +321,11 @@ describe.each(backends())('account (%s)', (backend) => {
       });
       expect(res.status).toBe(200);
       expect(res.body.id_server_unbind_result).toBe('success');
-      expect(!!(await userRow('@deact_idserver:test.local')).deactivated).toBe(true);
+      const row = await userRow('@deact_idserver:test.local');
+      expect(!!row.deactivated).toBe(true);
+      expect(!!row.erased).toBe(true);
+      const profile = await hs.db()('profiles').where({ user_id: '@deact_idserver:test.local' }).first();
+      expect(profile).toMatchObject({ displayname: null, avatar_url: null });
     });
 
     it('refuses a wrong password (401 M_FORBIDDEN), changing nothing', async () => {

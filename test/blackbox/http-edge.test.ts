@@ -73,6 +73,10 @@ const BODY_ROUTES: Route[] = [
   'PUT /_synapse/admin/v1/suspend/{userId}',
   `PUT ${V3}/profile/{userId}/{keyName}`,
   `POST ${V3}/user_directory/search`,
+  'PUT /_synapse/admin/v2/users/{userId}',
+  'POST /_synapse/admin/v1/deactivate/{userId}',
+  'POST /_synapse/admin/v1/reset_password/{userId}',
+  'PUT /_synapse/admin/v1/users/{userId}/admin',
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
 const NO_BODY_ROUTES: Route[] = [
@@ -80,13 +84,19 @@ const NO_BODY_ROUTES: Route[] = [
   `POST ${V3}/logout/all`,
   'DELETE /_synapse/admin/v1/registration_tokens/{token}',
   `DELETE ${V3}/profile/{userId}/{keyName}`,
+  'DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}',
 ];
 /**
  * The path with its parameters filled in (a registration token need not exist: these requests are refused
  * before any lookup), for the signed-in user (`userId`: their own profile, whose display name they may set).
+ * The Synapse admin API's user routes name a user that does not exist, so that nothing of the caller's changes.
  */
 const fill = (path: string, deviceId: string, userId: string) =>
-  path.replace('{deviceId}', deviceId).replace('{token}', 'edge-token').replace('{userId}', encodeURIComponent(userId)).replace('{keyName}', 'displayname');
+  path
+    .replace('{deviceId}', deviceId)
+    .replace('{token}', 'edge-token')
+    .replace('{userId}', encodeURIComponent(path.startsWith('/_synapse/admin/') ? '@edge_target:test.local' : userId))
+    .replace('{keyName}', 'displayname');
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and

@@ -35,7 +35,6 @@ import {
   type UiaSessionRow,
 } from '../../src/repositories/uia-sessions.js';
 import {
-  clearProfile,
   countUsers,
   findUser,
   findUserByLocalpartCaseInsensitive,
@@ -46,6 +45,7 @@ import {
   setPasswordHash,
   setSuspension,
 } from '../../src/repositories/users.js';
+import { eraseProfile } from '../../src/repositories/profiles.js';
 import { type Backend, backends, createPgDatabase } from '../support/backends.js';
 
 /** A timestamp beyond 2^32 so a BIGINT that comes back as a string or is truncated shows. */
@@ -219,7 +219,7 @@ describe.each(backends())('repositories (%s)', (backend) => {
       const u = await findUser(db, uid);
       expect(u!.deactivated).toBe(true);
       expect(u!.password_hash).toBeNull();
-      await clearProfile(db, uid);
+      await eraseProfile(db, uid);
       expect(await db('profiles').where({ user_id: uid }).first()).toMatchObject({ displayname: null, avatar_url: null });
     });
 

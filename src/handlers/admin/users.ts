@@ -1,0 +1,416 @@
+// Accounts for server admins: Synapse's user admin API (what synadm's `user`
+// commands and admin UIs call) and `gatehouse users`, both through this
+// handler so they keep the same rules. Shapes are Synapse's; keys for things
+// Gatehouse does not have (3PIDs, SSO IDs, appservices, consent, shadow bans)
+// are sent as Synapse sends them when empty.
+
+import type { Knex } from 'knex';
+import type { Config } from '../../config/types.js';
+import type { PasswordHasher } from '../../crypto/passwords.js';
+import { checkNewLocalpart, newLocalpart, parseUserId } from '../../domain/user-ids.js';
+import { forbidden, invalidParam, notFound } from '../../errors.js';
+import * as UserAdmin from '../../repositories/user-admin.js';
+import * as Users from '../../repositories/users.js';
+import { deactivateAccount } from '../account.js';
+import type { AccountStateHandler } from '../account-state.js';
+import { createAccount, userInUse } from '../accounts.js';
+import { checkPassword } from '../password-policy.js';
+import type { SessionHandler } from '../sessions.js';
+import type { AccountApprovalHandler } from './account-approval.js';
+
+/** Synapse's user types (UserTypes.ALL_USER_TYPES); null is an ordinary account. */
+export const USER_TYPES: readonly string[] = ['support', 'bot'];
+/** Synapse's MAX_DISPLAYNAME_LEN and MAX_AVATAR_URL_LEN. */
+export const MAX_DISPLAYNAME_LENGTH = 256;
+export const MAX_AVATAR_URL_LENGTH = 1000;
+export const DEFAULT_LIST_LIMIT = 100;
+/** A larger `limit` is served as this many (the list says where the next page starts). */
+export const MAX_LIST_LIMIT = 1000;
+
+/** An account as GET /_synapse/admin/v2/users/{userId} shows it (Synapse's keys, all of them). */
+export interface UserDetails {
+  name: string;
+  displayname: string | null;
+  avatar_url: string | null;
+  /** Always [] (Gatehouse stores no 3PIDs yet). */
+  threepids: { medium: string; address: string; added_at: number; validated_at: number }[];
+  /** Always [] (no SSO). */
+  external_ids: { auth_provider: string; external_id: string }[];
+  is_guest: boolean;
+  admin: boolean;
+  deactivated: boolean;
+  erased: boolean;
+  shadow_banned: boolean;
+  /** Whether a lock is in force now (one past its end time has lifted). */
+  locked: boolean;
+  /** Whether a suspension is in force now. */
+  suspended: boolean;
+  /** False while the account waits for an admin's approval (MSC3866). */
+  approved: boolean;
+  /** Seconds since the epoch, as Synapse's here (the list's creation_ts is in milliseconds, as Synapse's there). */
+  creation_ts: number;
+  /** Milliseconds since the epoch: when a device of the account was last seen; null if never. */
+  last_seen_ts: number | null;
+  user_type: string | null;
+  appservice_id: null;
+  consent_server_notice_sent: null;
+  consent_version: null;
+  consent_ts: null;
+}
+
+/** An account in GET /_synapse/admin/v2/users. */
+export interface UserListItem {
+  name: string;
+  displayname: string | null;
+  avatar_url: string | null;
+  is_guest: boolean;
+  admin: boolean;
+  deactivated: boolean;
+  erased: boolean;
+  shadow_banned: boolean;
+  locked: boolean;
+  suspended: boolean;
+  approved: boolean;
+  user_type: string | null;
+  /** Milliseconds since the epoch (as Synapse's list). */
+  creation_ts: number;
+  last_seen_ts: number | null;
+}
+
+export interface UserList {
+  users: UserListItem[];
+  /** How many accounts match the filters, over all pages. */
+  total: number;
+  /** The `from` of the next page (a string, as Synapse); absent on the last page. */
+  next_token?: string;
+}
+
+export interface ListRequest {
+  from: number;
+  limit: number;
+  userId: string | null;
+  name: string | null;
+  guests: boolean;
+  deactivated: boolean;
+  locked: boolean;
+  admins: boolean | null;
+  /** false: only accounts waiting for approval; true (the default): all. */
+  approved: boolean;
+  notUserTypes: string[];
+  orderBy: UserAdmin.AccountOrder;
+  backwards: boolean;
+}
+
+/** What PUT /_synapse/admin/v2/users/{userId} asks for; an absent (undefined) field is left as it is. The route has checked the types. */
+export interface UserChanges {
+  password?: string;
+  /** With `password`: end every session of the account (default true). */
+  logoutDevices?: boolean;
+  /** "" or null removes it; on creation it defaults to the localpart. */
+  displayname?: string | null;
+  /** An mxc:// URI; "" or null removes it. */
+  avatarUrl?: string | null;
+  /** Only [] (Gatehouse has no 3PIDs yet). */
+  threepids?: unknown[];
+  /** Only [] (no SSO). */
+  externalIds?: unknown[];
+  admin?: boolean;
+  deactivated?: boolean;
+  locked?: boolean;
+  userType?: string | null;
+  approved?: boolean;
+}
+
+/** Who acts: an admin signed in on a device, or null for the command line. */
+export type Actor = { userId: string; deviceId: string } | null;
+
+const userNotFound = () => notFound('User not found');
+
+/**
+ * The user ID of a local account named in a path. 400 M_INVALID_PARAM for
+ * something that is not a user ID and (as Synapse, "Can only look up local
+ * users") for one of another server.
+ */
+export function localUserId(userId: string, serverName: string): string {
+  const parsed = parseUserId(userId);
+  if (!parsed || userId.length > 255 || userId.includes('\u0000')) throw invalidParam('Invalid user ID');
+  if (parsed.serverName !== serverName) throw invalidParam('Can only look up local users');
+  return userId;
+}
+
+function details(a: UserAdmin.AccountRow, now: number): UserDetails {
+  return {
+    name: a.user_id,
+    displayname: a.displayname,
+    avatar_url: a.avatar_url,
+    threepids: [],
+    external_ids: [],
+    is_guest: a.is_guest,
+    admin: a.is_admin,
+    deactivated: a.deactivated,
+    erased: a.erased,
+    shadow_banned: false,
+    locked: Users.isInForce(a.lock, now),
+    suspended: Users.isInForce(a.suspension, now),
+    approved: a.approved,
+    creation_ts: Math.floor(a.created_ts / 1000),
+    last_seen_ts: a.last_seen_ts,
+    user_type: a.user_type,
+    appservice_id: null,
+    consent_server_notice_sent: null,
+    consent_version: null,
+    consent_ts: null,
+  };
+}
+
+function listItem(a: UserAdmin.AccountRow, now: number): UserListItem {
+  return {
+    name: a.user_id,
+    displayname: a.displayname,
+    avatar_url: a.avatar_url,
+    is_guest: a.is_guest,
+    admin: a.is_admin,
+    deactivated: a.deactivated,
+    erased: a.erased,
+    shadow_banned: false,
+    locked: Users.isInForce(a.lock, now),
+    suspended: Users.isInForce(a.suspension, now),
+    approved: a.approved,
+    user_type: a.user_type,
+    creation_ts: a.created_ts,
+    last_seen_ts: a.last_seen_ts,
+  };
+}
+
+/** A display name to store: "" is none; at most 256 characters, as Synapse. */
+function checkDisplayname(name: string | null): string | null {
+  if (name === null || name === '') return null;
+  if (name.length > MAX_DISPLAYNAME_LENGTH && [...name].length > MAX_DISPLAYNAME_LENGTH)
+    throw invalidParam(`displayname must be at most ${MAX_DISPLAYNAME_LENGTH} characters`);
+  return name;
+}
+
+/** An avatar URL to store: "" is none; else an mxc://server/media URI of at most 1000 characters. */
+function checkAvatarUrl(url: string | null): string | null {
+  if (url === null || url === '') return null;
+  if (url.length > MAX_AVATAR_URL_LENGTH) throw invalidParam(`avatar_url must be at most ${MAX_AVATAR_URL_LENGTH} characters`);
+  if (!/^mxc:\/\/[^/\s]+\/[^/\s]+$/.test(url)) throw invalidParam('avatar_url must be an mxc:// URI');
+  return url;
+}
+
+export class UserAdminHandler {
+  constructor(
+    private readonly db: Knex,
+    private readonly config: Pick<Config, 'server_name' | 'password_config'>,
+    private readonly hasher: PasswordHasher,
+    private readonly sessions: SessionHandler,
+    private readonly accountState: AccountStateHandler,
+    private readonly approval: AccountApprovalHandler,
+    private readonly clock: () => number = Date.now,
+  ) {}
+
+  /** GET /_synapse/admin/v2/users/{userId}. Errors: 400 M_INVALID_PARAM (see localUserId), 404 M_NOT_FOUND. */
+  async get(userId: string): Promise<UserDetails> {
+    const account = await UserAdmin.findAccount(this.db, localUserId(userId, this.config.server_name));
+    if (!account) throw userNotFound();
+    return details(account, this.clock());
+  }
+
+  /**
+   * GET /_synapse/admin/v2/users: one page of the accounts matching the
+   * filters, `total` over all pages, and `next_token` while there are more.
+   * Defaults as Synapse: guests included; deactivated and locked accounts
+   * left out. A `limit` over MAX_LIST_LIMIT is served as MAX_LIST_LIMIT.
+   * Errors: 400 M_INVALID_PARAM for a negative `from` or `limit`.
+   */
+  async list(req: ListRequest): Promise<UserList> {
+    if (!Number.isSafeInteger(req.from) || req.from < 0) throw invalidParam('Query parameter from must be a string representing a positive integer.');
+    if (!Number.isSafeInteger(req.limit) || req.limit < 0) throw invalidParam('Query parameter limit must be a string representing a positive integer.');
+    const limit = Math.min(req.limit, MAX_LIST_LIMIT);
+    const now = this.clock();
+    const filter: UserAdmin.AccountFilter = {
+      userIdContains: req.userId,
+      nameContains: req.name,
+      includeGuests: req.guests,
+      includeDeactivated: req.deactivated,
+      includeLocked: req.locked,
+      admins: req.admins,
+      onlyAwaitingApproval: !req.approved,
+      excludeUserTypes: req.notUserTypes,
+      now,
+    };
+    const { rows, total } = await UserAdmin.listAccounts(this.db, filter, { by: req.orderBy, backwards: req.backwards }, req.from, limit);
+    const page: UserList = { users: rows.map((r) => listItem(r, now)), total };
+    // As Synapse, but never a next page that starts where this one did (limit=0 asks only for the total).
+    if (rows.length > 0 && req.from + rows.length < total) page.next_token = String(req.from + rows.length);
+    return page;
+  }
+
+  /**
+   * PUT /_synapse/admin/v2/users/{userId}: creates the account (`created`:
+   * true, 201) or changes it (200), returning it as `get` does. Everything is
+   * checked before anything changes. Creation: the localpart must be one
+   * /register would accept; no password unless given; the display name
+   * defaults to the localpart. Changes: `password` (with `logoutDevices`,
+   * default true, every session ends, but the acting admin's own device when
+   * it is their account), `displayname`/`avatarUrl` ("" removes),
+   * `admin` (an admin cannot demote themselves), `deactivated` (true:
+   * `deactivateAccount` without erasing; false: reactivates, without a
+   * password unless one is given), `locked` (AccountStateHandler, only when it
+   * changes, so a reason or end time set elsewhere stays), `userType`,
+   * `approved` (AccountApprovalHandler). Errors: 400 M_INVALID_PARAM (not a
+   * local user ID; `deactivated` with `locked`; an unknown user type; a
+   * display name over 256 characters; an avatar URL that is not mxc:// or
+   * over 1000 characters; an empty password; non-empty `threepids` or
+   * `externalIds`, which Gatehouse does not support yet; self-demotion), 400
+   * M_BAD_JSON (a password over 512 characters), 400 M_INVALID_USERNAME and
+   * M_USER_IN_USE (creation, as at /register, case-insensitively), 403
+   * M_FORBIDDEN (a password while password_config.enabled is false).
+   */
+  async put(actor: Actor, userId: string, changes: UserChanges): Promise<{ created: boolean; user: UserDetails }> {
+    localUserId(userId, this.config.server_name);
+    if (changes.threepids !== undefined && changes.threepids.length > 0)
+      throw invalidParam('threepids: Gatehouse does not support third-party identifiers (email, phone) yet; only [] is accepted');
+    if (changes.externalIds !== undefined && changes.externalIds.length > 0)
+      throw invalidParam('external_ids: Gatehouse does not support single sign-on yet; only [] is accepted');
+    if (changes.userType !== undefined && changes.userType !== null && !USER_TYPES.includes(changes.userType))
+      throw invalidParam(`Invalid user type: must be one of ${USER_TYPES.join(', ')}, or null`);
+    // As Synapse.
+    if (changes.deactivated === true && changes.locked === true) throw invalidParam("An user can't be deactivated and locked");
+    const displayname = changes.displayname === undefined ? undefined : checkDisplayname(changes.displayname);
+    const avatarUrl = changes.avatarUrl === undefined ? undefined : checkAvatarUrl(changes.avatarUrl);
+    if (changes.password !== undefined) this.checkNewPassword(changes.password);
+
+    const existing = await Users.findUser(this.db, userId);
+    if (existing && changes.admin === false && existing.is_admin && actor?.userId === userId) throw invalidParam('You may not demote yourself.');
+    if (!existing) checkNewLocalpart(parseUserId(userId)!.localpart, this.config.server_name);
+    const passwordHash = changes.password === undefined ? undefined : await this.hasher.hash(changes.password);
+
+    let created: boolean | null = null;
+    // A second round only when another request created the account meanwhile: then it is a change.
+    for (let round = 0; created === null && round < 2; round++) {
+      created = await this.db.transaction(async (trx) => {
+        // Locked (PostgreSQL) so that parallel changes of one account take turns.
+        const before = await Users.lockUser(trx, userId);
+        if (!before) {
+          if (!(await this.create(trx, userId, changes, displayname, passwordHash))) return null;
+          if (avatarUrl !== undefined) await UserAdmin.setProfile(trx, userId, { avatar_url: avatarUrl });
+        } else {
+          await UserAdmin.setProfile(trx, userId, { displayname, avatar_url: avatarUrl });
+          if (changes.admin !== undefined) await UserAdmin.setAdmin(trx, userId, changes.admin);
+          if (passwordHash !== undefined) await this.setPassword(trx, actor, userId, passwordHash, changes.logoutDevices ?? true);
+          if (changes.deactivated === false && before.deactivated) await UserAdmin.markActive(trx, userId);
+        }
+        if (changes.userType !== undefined) await Users.setUserType(trx, userId, changes.userType);
+        if (changes.deactivated === true && !before?.deactivated) await deactivateAccount(trx, this.sessions, userId, { erase: false });
+        return !before;
+      });
+    }
+    if (created === null) throw userInUse();
+
+    // Through their handlers, which use their own connection (so after the transaction). Only on a
+    // change: re-locking would drop the reason and end time of a lock set elsewhere.
+    const after = await Users.findUser(this.db, userId);
+    if (after && changes.locked !== undefined && changes.locked !== Users.isInForce(after.lock, this.clock()))
+      await this.accountState.setLocked(userId, { on: changes.locked });
+    if (after && !created && changes.approved !== undefined && changes.approved !== after.approved) await this.approval.setApproved(userId, changes.approved);
+    return { created, user: await this.get(userId) };
+  }
+
+  /** Creates the account; false when another request created it meanwhile. 400 M_USER_IN_USE when the name is taken in another case. */
+  private async create(trx: Knex, userId: string, changes: UserChanges, displayname: string | null | undefined, passwordHash: string | undefined): Promise<boolean> {
+    const localpart = parseUserId(userId)!.localpart;
+    // As /register: a name taken in another case is taken.
+    if (await Users.localpartExists(trx, localpart)) {
+      if (await Users.findUser(trx, userId)) return false;
+      throw userInUse();
+    }
+    const account = {
+      localpart,
+      passwordHash: passwordHash ?? null,
+      isAdmin: changes.admin ?? false,
+      isGuest: false,
+      // As Synapse: the display name defaults to the localpart.
+      displayname: displayname === undefined ? localpart : displayname,
+      approved: changes.approved ?? true,
+    };
+    // The primary key decides a race with another creation of the same account.
+    return (await createAccount(trx, this.config.server_name, account, this.clock())) !== null;
+  }
+
+  /**
+   * POST /_synapse/admin/v1/deactivate/{userId}: `deactivateAccount`, erasing
+   * with `erase`. Returns `{"id_server_unbind_result": "success"}` (nothing is
+   * bound anywhere). Errors: 400 M_INVALID_PARAM (see localUserId), 404 M_NOT_FOUND.
+   */
+  async deactivate(userId: string, erase: boolean): Promise<{ id_server_unbind_result: 'success' }> {
+    localUserId(userId, this.config.server_name);
+    await this.db.transaction(async (trx) => {
+      if (!(await Users.lockUser(trx, userId))) throw userNotFound();
+      await deactivateAccount(trx, this.sessions, userId, { erase });
+    });
+    return { id_server_unbind_result: 'success' };
+  }
+
+  /**
+   * POST /_synapse/admin/v1/reset_password/{userId}: sets the password (no
+   * policy, as Synapse: an admin's choice); with `logoutDevices` (default
+   * true) every session ends but the acting admin's own device. Errors: 400
+   * M_INVALID_PARAM (see localUserId; an empty password), 400 M_BAD_JSON (over
+   * 512 characters), 403 M_FORBIDDEN (password_config.enabled is false), 404 M_NOT_FOUND.
+   */
+  async resetPassword(actor: Actor, userId: string, newPassword: string, logoutDevices: boolean): Promise<Record<string, never>> {
+    localUserId(userId, this.config.server_name);
+    this.checkNewPassword(newPassword);
+    if (!(await Users.findUser(this.db, userId))) throw userNotFound();
+    const hash = await this.hasher.hash(newPassword);
+    await this.db.transaction(async (trx) => {
+      if (!(await Users.lockUser(trx, userId))) throw userNotFound();
+      await this.setPassword(trx, actor, userId, hash, logoutDevices);
+    });
+    return {};
+  }
+
+  /** GET /_synapse/admin/v1/users/{userId}/admin. Errors as `get`. */
+  async isAdmin(userId: string): Promise<{ admin: boolean }> {
+    const user = await Users.findUser(this.db, localUserId(userId, this.config.server_name));
+    if (!user) throw userNotFound();
+    return { admin: user.is_admin };
+  }
+
+  /**
+   * PUT /_synapse/admin/v1/users/{userId}/admin: `{}`. Errors as `get`, and
+   * 400 M_INVALID_PARAM "You may not demote yourself." (as Synapse).
+   */
+  async setAdmin(actor: Actor, userId: string, admin: boolean): Promise<Record<string, never>> {
+    localUserId(userId, this.config.server_name);
+    if (!admin && actor?.userId === userId) throw invalidParam('You may not demote yourself.');
+    if (!(await UserAdmin.setAdmin(this.db, userId, admin))) throw userNotFound();
+    return {};
+  }
+
+  /**
+   * GET /_synapse/admin/v1/username_available: as /register/available (the
+   * name down-cased, then checked), but also while registration is closed and
+   * whatever inhibit_user_in_use_error says. Errors: 400 M_INVALID_USERNAME, 400 M_USER_IN_USE.
+   */
+  async usernameAvailable(username: string): Promise<{ available: true }> {
+    const localpart = newLocalpart(username, this.config.server_name);
+    if (await Users.localpartExists(this.db, localpart)) throw userInUse();
+    return { available: true };
+  }
+
+  private checkNewPassword(password: string): void {
+    // As Synapse: no password can be set while password authentication is off.
+    if (!this.config.password_config.enabled) throw forbidden('Password change disabled');
+    if (password === '') throw invalidParam('The password must not be empty');
+    // The length limit only (M_BAD_JSON over 512 characters): the policy is for users, not admins.
+    checkPassword(password, { ...this.config.password_config.policy, enabled: false });
+  }
+
+  private async setPassword(trx: Knex, actor: Actor, userId: string, hash: string, logoutDevices: boolean): Promise<void> {
+    await Users.setPasswordHash(trx, userId, hash);
+    // As Synapse: an admin changing their own password keeps the device they do it from.
+    if (logoutDevices) await this.sessions.endSessions(trx, userId, null, actor?.userId === userId ? actor.deviceId : null);
+  }
+}
