@@ -61,6 +61,16 @@ refreshable_access_token_lifetime: 5m
 # How long a sign-in lasts, refreshed or not; then the user signs in again.
 # session_lifetime: 30d
 
+# Who may register: a registration token first (gatehouse tokens new), new
+# accounts waiting for your approval (gatehouse users pending / approve).
+# registration_requires_token: true
+# registration_requires_approval: true
+
+# Let users find each other by name (Synapse's default, false, finds only
+# people who share a room).
+user_directory:
+  search_all_users: true
+
 # admin_contact: "mailto:admin@${opts.serverName}"
 log_level: info
 `;

@@ -45,6 +45,7 @@ const PUBLIC = new Map<string, string>([
   ['POST /_gatehouse/invite/:token', 'the registration token'],
   // Public reads (as Synapse) unless require_auth_for_profile_requests, which makes them requireAuth routes;
   // with limit_profile_requests_to_users_who_share_rooms a sent token is checked by authenticate.
+  ['GET /_synapse/admin/v1/server_version', 'none (as Synapse)'],
   ['GET /_matrix/client/v3/profile/:userId', 'none (see require_auth_for_profile_requests)'],
   ['GET /_matrix/client/v3/profile/:userId/:keyName', 'none (see require_auth_for_profile_requests)'],
 ]);
