@@ -474,6 +474,18 @@ describe.each(backends())("Synapse's user_consent (%s)", (backend) => {
     expect((await acceptances(hs, '@uc_one:test.local')).map((r) => `${r.policy_id}@${r.version}`)).toEqual(['privacy_policy@1.0', 'tos@3']);
   });
 
+  it("the user admin API shows the privacy_policy acceptance as Synapse's consent_version and consent_ts", async () => {
+    const admin = await makeAdmin(hs, 'uc_admin');
+    const path = (u: string) => `/_synapse/admin/v2/users/${encodeURIComponent(u)}`;
+    const user = await hs.request('GET', path('@uc_one:test.local'), { token: admin });
+    expect(user.status, user.text).toBe(200);
+    expect(user.body.consent_version).toBe('1.0');
+    expect(user.body.consent_ts).toBeGreaterThan(Date.now() - 60_000);
+    // An account made by the admin accepted nothing.
+    const self = await hs.request('GET', path('@uc_admin:test.local'), { token: admin });
+    expect(self.body).toMatchObject({ consent_version: null, consent_ts: null });
+  });
+
   it('serves the public version of the template (no consent form), in the language asked for', async () => {
     const en = await hs.request('GET', '/_matrix/consent?v=1.0');
     expect(en.status).toBe(200);

@@ -9,6 +9,8 @@ import type { Config } from '../../config/types.js';
 import type { PasswordHasher } from '../../crypto/passwords.js';
 import { checkNewLocalpart, newLocalpart, parseUserId } from '../../domain/user-ids.js';
 import { forbidden, invalidParam, notFound } from '../../errors.js';
+import { USER_CONSENT_POLICY_ID } from '../../config/terms.js';
+import * as Acceptances from '../../repositories/policy-acceptances.js';
 import * as UserAdmin from '../../repositories/user-admin.js';
 import * as Users from '../../repositories/users.js';
 import { deactivateAccount } from '../account.js';
@@ -54,8 +56,10 @@ export interface UserDetails {
   user_type: string | null;
   appservice_id: null;
   consent_server_notice_sent: null;
-  consent_version: null;
-  consent_ts: null;
+  /** The version of Synapse's consent policy (`privacy_policy`) the user accepted last, null if none. */
+  consent_version: string | null;
+  /** When (milliseconds since the epoch, as Synapse), null if never. */
+  consent_ts: number | null;
 }
 
 /** An account in GET /_synapse/admin/v2/users. */
@@ -138,7 +142,13 @@ export function localUserId(userId: string, serverName: string): string {
   return userId;
 }
 
-function details(a: UserAdmin.AccountRow, now: number): UserDetails {
+/** What `details` shows of the user's consent: Synapse's consent is the `privacy_policy` document. */
+interface Consent {
+  version: string | null;
+  ts: number | null;
+}
+
+function details(a: UserAdmin.AccountRow, now: number, consent: Consent): UserDetails {
   return {
     name: a.user_id,
     displayname: a.displayname,
@@ -158,8 +168,8 @@ function details(a: UserAdmin.AccountRow, now: number): UserDetails {
     user_type: a.user_type,
     appservice_id: null,
     consent_server_notice_sent: null,
-    consent_version: null,
-    consent_ts: null,
+    consent_version: consent.version,
+    consent_ts: consent.ts,
   };
 }
 
@@ -213,7 +223,9 @@ export class UserAdminHandler {
   async get(userId: string): Promise<UserDetails> {
     const account = await UserAdmin.findAccount(this.db, localUserId(userId, this.config.server_name));
     if (!account) throw userNotFound();
-    return details(account, this.clock());
+    // Synapse's consent_version/consent_ts: the latest acceptance of its one consent policy.
+    const privacy = (await Acceptances.listAcceptances(this.db, account.user_id)).filter((a) => a.policy_id === USER_CONSENT_POLICY_ID).at(-1);
+    return details(account, this.clock(), { version: privacy?.version ?? null, ts: privacy?.accepted_ts ?? null });
   }
 
   /**
