@@ -11,6 +11,7 @@ import * as accountState from './20261129040000_account_state.js';
 import * as userAdmin from './20261129050000_user_admin.js';
 import * as profileFields from './20261129060000_profile_fields.js';
 import * as loginTokens from './20261129070000_login_tokens.js';
+import * as syncStreams from './20261129080000_sync_streams.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -27,6 +28,7 @@ const migrations: Record<string, Migration> = {
   '20261129050000_user_admin': userAdmin,
   '20261129060000_profile_fields': profileFields,
   '20261129070000_login_tokens': loginTokens,
+  '20261129080000_sync_streams': syncStreams,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

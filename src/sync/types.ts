@@ -1,0 +1,34 @@
+// The seam between /sync and the areas that feed it. Each area registers a
+// contributor that adds its part of the response for the positions between
+// `since` and `upTo`, so that sync stays one loop and rooms slot in later.
+
+import type { Knex } from 'knex';
+import type { StreamKind } from '../repositories/streams.js';
+
+/** Who is syncing. */
+export interface SyncRequester {
+  userId: string;
+  deviceId: string;
+}
+
+/** The stream positions a sync covers: after `since` (null = initial sync), up to `upTo`. */
+export interface SyncWindow {
+  since: Record<StreamKind, number> | null;
+  upTo: Record<StreamKind, number>;
+}
+
+/** The parts of the sync response contributors fill (spec: GET /sync). */
+export interface SyncResponseParts {
+  account_data: { events: unknown[] };
+  presence: { events: unknown[] };
+  to_device: { events: unknown[] };
+  device_lists: { changed: string[]; left: string[] };
+  device_one_time_keys_count: Record<string, number>;
+  device_unused_fallback_key_types: string[];
+  rooms: { join: Record<string, unknown>; invite: Record<string, unknown>; leave: Record<string, unknown>; knock: Record<string, unknown> };
+}
+
+export interface SyncContributor {
+  /** Adds this area's data for `window` to `response`. Must be read-only. */
+  contribute(db: Knex, who: SyncRequester, window: SyncWindow, response: SyncResponseParts): Promise<void>;
+}
