@@ -7,6 +7,7 @@ import { createHmac } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/types.js';
+import { readFirstLine } from './common.js';
 
 export const REGISTER_USER_USAGE = `Usage: gatehouse register-user [options] [SERVER_URL]
 
@@ -190,18 +191,7 @@ class Questions {
 
   /** The first line of standard input (for --password-stdin). */
   stdinLine(): Promise<string> {
-    return new Promise((resolve) => {
-      const rl = createInterface({ input: this.ctx.stdin, terminal: false });
-      let done = false;
-      rl.once('line', (line) => {
-        done = true;
-        rl.close();
-        resolve(line);
-      });
-      rl.once('close', () => {
-        if (!done) resolve('');
-      });
-    });
+    return readFirstLine(this.ctx.stdin);
   }
 
   close() {

@@ -11,9 +11,8 @@
 import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
-import { parseDuration } from '../config/units.js';
 import { MatrixError } from '../errors.js';
-import { formatTime, oneLine, openMigratedDatabase, table } from './common.js';
+import { formatTime, oneLine, openMigratedDatabase, parseWhen, table } from './common.js';
 import {
   MAX_LIST_LIMIT,
   RegistrationTokenAdminHandler,
@@ -205,18 +204,13 @@ function integerOption(flag: string, value: string, ctx: TokensCommandContext): 
   return Number(value);
 }
 
-const ISO_DATE_TIME = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,3})?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/i;
 
-/** WHEN: milliseconds since the epoch, a duration from now ("7d"), or an ISO 8601 date or time. */
+/** WHEN: milliseconds since the epoch, a duration from now ("7d"), or an ISO 8601 date or time (see parseWhen). */
 function whenOption(value: string, now: number, ctx: TokensCommandContext): number {
-  if (/^\d{1,15}$/.test(value)) return Number(value);
-  if (/^\d+(?:\.\d+)?(?:ms|s|m|h|d|w|y)$/.test(value)) return now + parseDuration(value)!;
-  if (ISO_DATE_TIME.test(value)) {
-    // A date alone is UTC midnight (as Date.parse reads it); a time without a zone is local time.
-    const ms = Date.parse(value.replace(' ', 'T'));
-    if (Number.isFinite(ms)) return ms;
-  }
-  return ctx.fail(`--expires: "${value}" is not a date (2026-12-31, 2026-12-31T18:00:00Z), a time from now (7d) or milliseconds since the epoch`);
+  return (
+    parseWhen(value, now) ??
+    ctx.fail(`--expires: "${value}" is not a date (2026-12-31, 2026-12-31T18:00:00Z), a time from now (7d) or milliseconds since the epoch`)
+  );
 }
 
 const toJson = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;

@@ -2,7 +2,6 @@
 // spawned on the config of a running server, so that what the command writes
 // is what the server uses (and the other way round), on both backends.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,35 +10,12 @@ import { stringify } from 'yaml';
 import { countRows } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+import { runGatehouse } from '../support/cli.js';
 
-const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
 const DAY = 86_400_000;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function run(args: string[]): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.GATEHOUSE_CONFIG;
-    const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gatehouse ${args.join(' ')} did not exit:\n${stdout}\n${stderr}`));
-    }, 15_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      setImmediate(() => resolve({ code, stdout, stderr }));
-    });
-  });
-}
+const run = (args: string[]) => runGatehouse(args);
 
 describe('gatehouse tokens: help and arguments', () => {
   it('gatehouse --help names the command; tokens --help explains it', async () => {

@@ -3,43 +3,18 @@
 // of a running server: the server sees each change at once, the rules are the
 // admin API's, and a refused command exits 1 changing nothing.
 
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+import { runGatehouse } from '../support/cli.js';
 
-const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
 const V3 = '/_matrix/client/v3';
 const NEW_PW = 'another horse battery staple';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
-function run(args: string[], stdin = ''): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.GATEHOUSE_CONFIG;
-    const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.stdin.end(stdin);
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gatehouse ${args.join(' ')} did not exit:\n${stdout}\n${stderr}`));
-    }, 15_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      setImmediate(() => resolve({ code, stdout, stderr }));
-    });
-  });
-}
+const run = (args: string[], stdin = '') => runGatehouse(args, { stdin });
 
 describe.each(backends())('gatehouse users: accounts (%s)', (backend) => {
   let hs: TestServer;

@@ -2,34 +2,14 @@
 // cannot honour (here registration tokens) instead of starting more open than
 // the config says; a value that restricts nothing starts with a warning.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 
-const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
 
-function run(args: string[], cwd: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    delete env.GATEHOUSE_CONFIG;
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`gatehouse ${args.join(' ')} did not exit:\n${stdout}\n${stderr}`));
-    }, 15_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      setImmediate(() => resolve({ code, stdout, stderr }));
-    });
-  });
-}
+const run = (args: string[], cwd: string) => runGatehouse(args, { cwd });
 
 let dir: string;
 beforeAll(() => {
@@ -75,3 +55,4 @@ describe('restrictive keys at start', () => {
     expect(existsSync(join(dir, 'no-token-data/homeserver.db'))).toBe(true);
   });
 });
+import { runGatehouse } from '../support/cli.js';

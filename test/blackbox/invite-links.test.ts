@@ -2,29 +2,17 @@
 // invite page URL ({public_baseurl}_gatehouse/invite/{token}) when the server
 // knows its public address, and nothing without it.
 
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRows } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+import { runGatehouse } from '../support/cli.js';
 
-const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
 const TOKENS = '/_synapse/admin/v1/registration_tokens';
 
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const env = { ...process.env };
-    delete env.GATEHOUSE_CONFIG;
-    const child = spawn(process.execPath, [MAIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => setImmediate(() => resolve({ code, stdout, stderr })));
-  });
-}
+const run = (args: string[]) => runGatehouse(args);
 
 async function adminToken(hs: TestServer): Promise<string> {
   const nonce = (await hs.request('GET', '/_synapse/admin/v1/register')).body.nonce as string;

@@ -1,0 +1,45 @@
+// Runs the compiled `gatehouse` command (dist/src/main.js) as an admin would,
+// with $GATEHOUSE_CONFIG cleared so that only the arguments name a config.
+
+import { spawn } from 'node:child_process';
+
+export const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  /** Written to standard input, which then closes. */
+  stdin?: string;
+  cwd?: string;
+  /** Added to (or, as undefined, removed from) the environment. */
+  env?: Record<string, string | undefined>;
+  /** Milliseconds before the command is killed and the test fails (default 15 s). */
+  timeoutMs?: number;
+}
+
+export function runGatehouse(args: string[], opts: CliOptions = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
+    delete env.GATEHOUSE_CONFIG;
+    if (opts.env?.GATEHOUSE_CONFIG !== undefined) env.GATEHOUSE_CONFIG = opts.env.GATEHOUSE_CONFIG;
+    const child = spawn(process.execPath, [MAIN, ...args], { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.stdin.end(opts.stdin ?? '');
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`gatehouse ${args.join(' ')} did not exit:\n${stdout}\n${stderr}`));
+    }, opts.timeoutMs ?? 15_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      // Let the last output events arrive.
+      setImmediate(() => resolve({ code, stdout, stderr }));
+    });
+  });
+}
