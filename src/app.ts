@@ -31,6 +31,13 @@ import { SessionHandler } from './handlers/sessions.js';
 import { TermsHandler } from './handlers/terms.js';
 import { type AuthDeclaration, authDeclarationOf } from './http/middleware/auth.js';
 import { UserDirectoryHandler } from './handlers/user-directory.js';
+import { SyncHandler } from './handlers/sync.js';
+import { AccountDataHandler, FilterHandler, PresenceHandler, ToDeviceHandler } from './handlers/sync-data.js';
+import { syncRoutes } from './http/routes/sync.js';
+import { accountDataContributor, presenceContributor, toDeviceContributor } from './sync/contributors.js';
+import { LocalNotifier, type Notifier } from './sync/notifier.js';
+import { PgNotifier } from './sync/pg-notifier.js';
+import type { SyncContributor } from './sync/types.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminModerationRoutes } from './http/routes/admin/moderation.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
@@ -162,6 +169,17 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
   const profiles = new ProfileHandler(db, config);
   const userDirectory = new UserDirectoryHandler(db, config);
+  // /sync: one notifier per process (LISTEN/NOTIFY across the processes sharing a PostgreSQL database).
+  const pgNotifier = dialectOf(db) === 'postgres' ? new PgNotifier(db, logger) : null;
+  await pgNotifier?.start();
+  const notifier: Notifier = pgNotifier ?? new LocalNotifier();
+  const filters = new FilterHandler(db);
+  const presence = new PresenceHandler(db, notifier);
+  // Each area adds its part of the sync response (keys and rooms register theirs here).
+  const syncContributors: SyncContributor[] = [accountDataContributor, toDeviceContributor, presenceContributor];
+  const sync = new SyncHandler(db, notifier, syncContributors, presence);
+  const accountData = new AccountDataHandler(db, notifier);
+  const toDevice = new ToDeviceHandler(db, config.server_name, notifier);
 
   let mounted: Router | null = null;
   const http = createHttpApp({
@@ -185,6 +203,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       pageRoutes(router, pages, fallback, invite, config);
       profileRoutes(router, profiles, config, sessions, logger);
       userDirectoryRoutes(router, userDirectory, sessions, logger);
+      syncRoutes(router, { sync, filters, accountData, toDevice, presence }, sessions, logger);
     },
   });
 
@@ -232,6 +251,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
         ),
       );
       await preparedLookup?.close();
+      await pgNotifier?.close();
       await db.destroy();
     },
   };

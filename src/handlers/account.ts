@@ -6,6 +6,7 @@ import type { PasswordHasher } from '../crypto/passwords.js';
 import { forbidden, missingParam } from '../errors.js';
 import * as UserAdmin from '../repositories/user-admin.js';
 import * as Profiles from '../repositories/profiles.js';
+import * as SyncData from '../repositories/sync-data.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
 import { checkPassword } from './password-policy.js';
@@ -117,6 +118,8 @@ export class AccountHandler {
 export async function deactivateAccount(trx: Knex, sessions: SessionHandler, userId: string, opts: { erase: boolean }): Promise<void> {
   await Users.markDeactivated(trx, userId);
   await sessions.endSessions(trx, userId, null);
+  // Filters, account data, pending to-device messages, presence.
+  await SyncData.deleteUserSyncData(trx, userId);
   if (opts.erase) {
     // Display name, avatar and every custom field (MSC4133): lookups then find nothing.
     await Profiles.eraseProfile(trx, userId);

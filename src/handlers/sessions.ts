@@ -6,6 +6,7 @@ import type { Config } from '../config/types.js';
 import { constantTimeEqual, hashToken, newDeviceId, newToken } from '../crypto/tokens.js';
 import { awaitingApproval, unknownToken } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
+import * as SyncData from '../repositories/sync-data.js';
 import * as Tokens from '../repositories/tokens.js';
 import { isInForce } from '../repositories/users.js';
 import { forbidIfSuspended, userLocked } from './account-state.js';
@@ -241,6 +242,8 @@ export class SessionHandler {
   async endSessions(trx: Knex, userId: string, deviceIds: string[] | null, keepDeviceId: string | null = null): Promise<void> {
     await Devices.deleteDevices(trx, userId, deviceIds, keepDeviceId);
     await Tokens.deleteTokensForDevices(trx, userId, deviceIds, keepDeviceId);
+    // A deleted device's pending to-device messages can never be delivered.
+    await SyncData.deleteToDeviceForDevices(trx, userId, deviceIds, keepDeviceId);
   }
 
   /**

@@ -4,6 +4,7 @@
 
 import type { Knex } from 'knex';
 import type { StreamKind } from '../repositories/streams.js';
+import type { Filter } from './filter.js';
 
 /** Who is syncing. */
 export interface SyncRequester {
@@ -14,7 +15,15 @@ export interface SyncRequester {
 /** The stream positions a sync covers: after `since` (null = initial sync), up to `upTo`. */
 export interface SyncWindow {
   since: Record<StreamKind, number> | null;
+  /**
+   * A contributor that delivers only part of its stream (to-device: at most
+   * 100 messages) lowers its kind's position here; next_batch is written from it.
+   */
   upTo: Record<StreamKind, number>;
+  /** The request's filter ({} when none). */
+  filter: Filter;
+  /** `full_state=true`: deliver current state as for an initial sync. */
+  fullState: boolean;
 }
 
 /** The parts of the sync response contributors fill (spec: GET /sync). */
@@ -31,4 +40,9 @@ export interface SyncResponseParts {
 export interface SyncContributor {
   /** Adds this area's data for `window` to `response`. Must be read-only. */
   contribute(db: Knex, who: SyncRequester, window: SyncWindow, response: SyncResponseParts): Promise<void>;
+  /**
+   * Optional: the device acknowledged everything up to `since` by syncing
+   * with it (to-device messages are deleted then). Runs before `contribute`.
+   */
+  acknowledge?(db: Knex, who: SyncRequester, since: Record<StreamKind, number>): Promise<void>;
 }

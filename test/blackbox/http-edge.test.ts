@@ -77,6 +77,11 @@ const BODY_ROUTES: Route[] = [
   'POST /_synapse/admin/v1/deactivate/{userId}',
   'POST /_synapse/admin/v1/reset_password/{userId}',
   'PUT /_synapse/admin/v1/users/{userId}/admin',
+  `POST ${V3}/user/{userId}/filter`,
+  `PUT ${V3}/user/{userId}/account_data/{type}`,
+  `PUT ${V3}/user/{userId}/rooms/{roomId}/account_data/{type}`,
+  `PUT ${V3}/sendToDevice/{eventType}/{txnId}`,
+  `PUT ${V3}/presence/{userId}/status`,
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
 const NO_BODY_ROUTES: Route[] = [
@@ -96,7 +101,11 @@ const fill = (path: string, deviceId: string, userId: string) =>
     .replace('{deviceId}', deviceId)
     .replace('{token}', 'edge-token')
     .replace('{userId}', encodeURIComponent(path.startsWith('/_synapse/admin/') ? '@edge_target:test.local' : userId))
-    .replace('{keyName}', 'displayname');
+    .replace('{keyName}', 'displayname')
+    .replace('{type}', 'org.example.edge')
+    .replace('{roomId}', encodeURIComponent('!edge:test.local'))
+    .replace('{eventType}', 'org.example.edge')
+    .replace('{txnId}', 'edge-txn');
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and
