@@ -31,6 +31,13 @@ import { SessionHandler } from './handlers/sessions.js';
 import { TermsHandler } from './handlers/terms.js';
 import { type AuthDeclaration, authDeclarationOf } from './http/middleware/auth.js';
 import { UserDirectoryHandler } from './handlers/user-directory.js';
+import { ClientMiscHandler } from './handlers/client-misc.js';
+import { OpenIdHandler } from './handlers/openid.js';
+import { PushRuleHandler } from './handlers/push-rules.js';
+import { PusherHandler } from './handlers/pushers.js';
+import { clientMiscRoutes } from './http/routes/client-misc.js';
+import { openIdRoutes } from './http/routes/openid.js';
+import { pushRoutes } from './http/routes/push.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminModerationRoutes } from './http/routes/admin/moderation.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
@@ -162,6 +169,10 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
   const profiles = new ProfileHandler(db, config);
   const userDirectory = new UserDirectoryHandler(db, config);
+  const pushRules = new PushRuleHandler(db);
+  const pushers = new PusherHandler(db);
+  const clientMisc = new ClientMiscHandler(config.turn);
+  const openid = new OpenIdHandler(db, config.server_name);
 
   let mounted: Router | null = null;
   const http = createHttpApp({
@@ -185,6 +196,9 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       pageRoutes(router, pages, fallback, invite, config);
       profileRoutes(router, profiles, config, sessions, logger);
       userDirectoryRoutes(router, userDirectory, sessions, logger);
+      pushRoutes(router, pushRules, pushers, sessions, logger);
+      clientMiscRoutes(router, clientMisc, sessions, logger);
+      openIdRoutes(router, openid, sessions, logger);
     },
   });
 
