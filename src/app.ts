@@ -171,7 +171,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const userDirectory = new UserDirectoryHandler(db, config);
   const pushRules = new PushRuleHandler(db);
   const pushers = new PusherHandler(db);
-  const clientMisc = new ClientMiscHandler(config.turn);
+  const clientMisc = new ClientMiscHandler(config);
   const openid = new OpenIdHandler(db, config.server_name);
 
   let mounted: Router | null = null;

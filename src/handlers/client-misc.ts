@@ -15,7 +15,7 @@ export interface TurnServer {
 
 export class ClientMiscHandler {
   constructor(
-    private readonly turn: Config['turn'],
+    private readonly turn: Config,
     private readonly clock: () => number = Date.now,
   ) {}
 

@@ -56,7 +56,7 @@ describe.each(backends())('push rules (%s)', (backend) => {
         actions: ['notify', { set_tweak: 'sound', value: 'default' }, { set_tweak: 'highlight' }],
       },
     ]);
-    const byId = Object.fromEntries([...g.override, ...g.underride].map((r: { rule_id: string }) => [r.rule_id, r]));
+    const byId: Record<string, any> = Object.fromEntries([...g.override, ...g.underride].map((r: { rule_id: string }) => [r.rule_id, r]));
     expect(byId['.m.rule.master']).toEqual({ rule_id: '.m.rule.master', default: true, enabled: false, conditions: [], actions: [] });
     expect(byId['.m.rule.is_user_mention'].conditions).toEqual([
       { kind: 'event_property_contains', key: 'content.m\\.mentions.user_ids', value: u.user_id },
