@@ -38,6 +38,13 @@ import { accountDataContributor, presenceContributor, toDeviceContributor } from
 import { LocalNotifier, type Notifier } from './sync/notifier.js';
 import { PgNotifier } from './sync/pg-notifier.js';
 import type { SyncContributor } from './sync/types.js';
+import { ClientMiscHandler } from './handlers/client-misc.js';
+import { OpenIdHandler } from './handlers/openid.js';
+import { PushRuleHandler } from './handlers/push-rules.js';
+import { PusherHandler } from './handlers/pushers.js';
+import { clientMiscRoutes } from './http/routes/client-misc.js';
+import { openIdRoutes } from './http/routes/openid.js';
+import { pushRoutes } from './http/routes/push.js';
 import { accountRoutes } from './http/routes/account.js';
 import { adminModerationRoutes } from './http/routes/admin/moderation.js';
 import { adminRegisterRoutes } from './http/routes/admin/register.js';
@@ -180,6 +187,10 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const sync = new SyncHandler(db, notifier, syncContributors, presence);
   const accountData = new AccountDataHandler(db, notifier);
   const toDevice = new ToDeviceHandler(db, config.server_name, notifier);
+  const pushRules = new PushRuleHandler(db);
+  const pushers = new PusherHandler(db);
+  const clientMisc = new ClientMiscHandler(config);
+  const openid = new OpenIdHandler(db, config.server_name);
 
   let mounted: Router | null = null;
   const http = createHttpApp({
@@ -204,6 +215,9 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       profileRoutes(router, profiles, config, sessions, logger);
       userDirectoryRoutes(router, userDirectory, sessions, logger);
       syncRoutes(router, { sync, filters, accountData, toDevice, presence }, sessions, logger);
+      pushRoutes(router, pushRules, pushers, sessions, logger);
+      clientMiscRoutes(router, clientMisc, sessions, logger);
+      openIdRoutes(router, openid, sessions, logger);
     },
   });
 

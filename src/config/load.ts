@@ -457,6 +457,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     ui_auth_session_lifetime: 0,
     login_via_existing_session: { enabled: false, require_ui_auth: true, token_timeout: 0 },
     max_request_body_size: root.size('max_request_body_size', 1024 * 1024),
+    ...turnConfig(root, errors),
     ...termsConfig({ root, track, errors, baseDir, publicBaseurl }),
     templates: { custom_template_directory: templateDirectory(track(root.section('templates')), baseDir, errors) },
   };
@@ -493,6 +494,24 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   if (errors.length) throw new ConfigError(errors);
   const warnings = sections.flatMap((s) => s.unknownKeys()).map((k) => `unknown configuration key "${k}" is ignored`);
   return { config, warnings };
+}
+
+/** Synapse's TURN keys (top level), with Synapse's defaults: a lifetime of an hour, guests allowed. */
+type TurnConfig = Pick<Config, 'turn_uris' | 'turn_shared_secret' | 'turn_username' | 'turn_password' | 'turn_user_lifetime' | 'turn_allow_guests'>;
+
+function turnConfig(root: Section, errors: string[]): TurnConfig {
+  const uris = root.list('turn_uris') ?? [];
+  if (!uris.every((u) => typeof u === 'string')) errors.push('turn_uris: expected a list of strings');
+  const lifetime = root.duration('turn_user_lifetime', 60 * 60_000) ?? 60 * 60_000;
+  if (lifetime <= 0) errors.push('turn_user_lifetime: must be more than 0');
+  return {
+    turn_uris: uris.filter((u): u is string => typeof u === 'string'),
+    turn_shared_secret: root.optionalString('turn_shared_secret'),
+    turn_username: root.optionalString('turn_username'),
+    turn_password: root.optionalString('turn_password'),
+    turn_user_lifetime: lifetime,
+    turn_allow_guests: root.boolean('turn_allow_guests', true),
+  };
 }
 
 export function resolvePath(p: string, baseDir: string): string {

@@ -158,6 +158,18 @@ export interface Config {
    */
   login_via_existing_session: { enabled: boolean; require_ui_auth: boolean; token_timeout: number };
 
+  /**
+   * TURN servers for VoIP (Synapse's keys; GET /voip/turnServer). With
+   * `turn_shared_secret`, credentials follow the TURN REST API; otherwise the
+   * static `turn_username`/`turn_password`. `turn_user_lifetime` in ms.
+   */
+  turn_uris: string[];
+  turn_shared_secret: string | null;
+  turn_username: string | null;
+  turn_password: string | null;
+  turn_user_lifetime: number;
+  turn_allow_guests: boolean;
+
   /** Largest request body accepted, in bytes (Gatehouse-only). */
   max_request_body_size: number;
 

@@ -591,7 +591,9 @@ describe('docs', () => {
         keys.push('database.name');
         for (const k of [...Object.keys(config.database.args), ...Object.keys(pg.database.args)]) keys.push(`database.args.${k}`);
       } else if (Array.isArray(value)) {
-        for (const k of Object.keys(value[0] as object)) keys.push(`${path}[].${k}`);
+        // A list of mappings documents its fields; a list of strings (turn_uris) is one key.
+        if (typeof value[0] === 'object' && value[0] !== null) for (const k of Object.keys(value[0] as object)) keys.push(`${path}[].${k}`);
+        else keys.push(path);
       } else if (typeof value === 'object' && value !== null && !('per_second' in value)) {
         for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k);
       } else keys.push(yamlName[path] ?? path);

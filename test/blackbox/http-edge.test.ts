@@ -82,6 +82,12 @@ const BODY_ROUTES: Route[] = [
   `PUT ${V3}/user/{userId}/rooms/{roomId}/account_data/{type}`,
   `PUT ${V3}/sendToDevice/{eventType}/{txnId}`,
   `PUT ${V3}/presence/{userId}/status`,
+  `PUT ${V3}/pushrules/global/{kind}/{ruleId}`,
+  `PUT ${V3}/pushrules/global/{kind}/{ruleId}/enabled`,
+  `PUT ${V3}/pushrules/global/{kind}/{ruleId}/actions`,
+  `POST ${V3}/pushers/set`,
+  `POST ${V3}/publicRooms`,
+  `POST ${V3}/user/{userId}/openid/request_token`,
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
 const NO_BODY_ROUTES: Route[] = [
@@ -90,6 +96,7 @@ const NO_BODY_ROUTES: Route[] = [
   'DELETE /_synapse/admin/v1/registration_tokens/{token}',
   `DELETE ${V3}/profile/{userId}/{keyName}`,
   'DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}',
+  `DELETE ${V3}/pushrules/global/{kind}/{ruleId}`,
 ];
 /**
  * The path with its parameters filled in (a registration token need not exist: these requests are refused
@@ -105,7 +112,9 @@ const fill = (path: string, deviceId: string, userId: string) =>
     .replace('{type}', 'org.example.edge')
     .replace('{roomId}', encodeURIComponent('!edge:test.local'))
     .replace('{eventType}', 'org.example.edge')
-    .replace('{txnId}', 'edge-txn');
+    .replace('{txnId}', 'edge-txn')
+    .replace('{kind}', 'override')
+    .replace('{ruleId}', 'edge-rule');
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and

@@ -46,6 +46,8 @@ const PUBLIC = new Map<string, string>([
   // Public reads (as Synapse) unless require_auth_for_profile_requests, which makes them requireAuth routes;
   // with limit_profile_requests_to_users_who_share_rooms a sent token is checked by authenticate.
   ['GET /_synapse/admin/v1/server_version', 'none (as Synapse)'],
+  // Federation API: the OpenID token is the credential (widgets and Element Call ask with it).
+  ['GET /_matrix/federation/v1/openid/userinfo', 'the OpenID token'],
   ['GET /_matrix/client/v3/profile/:userId', 'none (see require_auth_for_profile_requests)'],
   ['GET /_matrix/client/v3/profile/:userId/:keyName', 'none (see require_auth_for_profile_requests)'],
 ]);
