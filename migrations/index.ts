@@ -12,6 +12,7 @@ import * as userAdmin from './20261129050000_user_admin.js';
 import * as profileFields from './20261129060000_profile_fields.js';
 import * as loginTokens from './20261129070000_login_tokens.js';
 import * as syncStreams from './20261129080000_sync_streams.js';
+import * as e2eKeys from './20261129100000_e2e_keys.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '20261129060000_profile_fields': profileFields,
   '20261129070000_login_tokens': loginTokens,
   '20261129080000_sync_streams': syncStreams,
+  '20261129100000_e2e_keys': e2eKeys,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -20,6 +20,8 @@ import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-
 import { UserSessionsAdminHandler } from './handlers/admin/user-sessions.js';
 import { UserAdminHandler } from './handlers/admin/users.js';
 import { DeviceHandler } from './handlers/devices.js';
+import { E2eKeysHandler } from './handlers/e2e-keys.js';
+import { KeyBackupHandler } from './handlers/key-backup.js';
 import { FallbackHandler } from './handlers/fallback.js';
 import { InviteHandler } from './handlers/invite.js';
 import { LoginHandler } from './handlers/login.js';
@@ -38,6 +40,8 @@ import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-t
 import { adminTermsRoutes } from './http/routes/admin/terms.js';
 import { adminUserRoutes } from './http/routes/admin/users.js';
 import { deviceRoutes } from './http/routes/devices.js';
+import { keyRoutes } from './http/routes/keys.js';
+import { roomKeyRoutes } from './http/routes/room-keys.js';
 import { loginRoutes } from './http/routes/login.js';
 import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
 import { profileRoutes } from './http/routes/profile.js';
@@ -49,6 +53,7 @@ import { Pages } from './http/pages.js';
 import { createHttpApp } from './http/server.js';
 import { type BucketStore, DatabaseBucketStore, MemoryBucketStore, RateLimiter } from './ratelimit/limiter.js';
 import { PreparedAccessTokenLookup } from './repositories/tokens.js';
+import { LocalNotifier } from './sync/notifier.js';
 import { UiaEngine } from './uia/engine.js';
 import { DummyStage } from './uia/stages/dummy.js';
 import { PasswordStage } from './uia/stages/password.js';
@@ -162,6 +167,10 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
   const profiles = new ProfileHandler(db, config);
   const userDirectory = new UserDirectoryHandler(db, config);
+  // The sync work owns the notifier (and LISTEN/NOTIFY across processes); one in-process notifier until then.
+  const notifier = new LocalNotifier();
+  const e2eKeys = new E2eKeysHandler(db, config, uia, notifier);
+  const keyBackup = new KeyBackupHandler(db);
 
   let mounted: Router | null = null;
   const http = createHttpApp({
@@ -185,6 +194,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       pageRoutes(router, pages, fallback, invite, config);
       profileRoutes(router, profiles, config, sessions, logger);
       userDirectoryRoutes(router, userDirectory, sessions, logger);
+      keyRoutes(router, e2eKeys, sessions, logger);
+      roomKeyRoutes(router, keyBackup, sessions, logger);
     },
   });
 
