@@ -66,9 +66,17 @@ export async function countOneTimeKeys(q: Knex, userId: string, deviceId: string
  * claim holds; SQLite runs one writer at a time).
  */
 export async function claimOneTimeKey(q: Knex, userId: string, deviceId: string, algorithm: string): Promise<{ key_id: string; key_json: string } | null> {
-  const pick = q('e2e_one_time_keys').where({ user_id: userId, device_id: deviceId, algorithm }).orderBy('id').limit(1).select('id');
-  if (dialectOf(q) === 'postgres') pick.forUpdate().skipLocked();
-  const rows = (await q('e2e_one_time_keys').whereIn('id', pick).del().returning(['key_id', 'key_json'])) as { key_id: string; key_json: string }[];
+  type Row = { key_id: string; key_json: string };
+  if (dialectOf(q) === 'postgres') {
+    const pick = q('e2e_one_time_keys').where({ user_id: userId, device_id: deviceId, algorithm }).orderBy('id').limit(1).select('id').forUpdate().skipLocked();
+    const rows = (await q('e2e_one_time_keys').whereIn('id', pick).del().returning(['key_id', 'key_json'])) as Row[];
+    return rows[0] ?? null;
+  }
+  // knex drops RETURNING from a SQLite DELETE, so the statement is written out.
+  const rows = (await q.raw(
+    'DELETE FROM e2e_one_time_keys WHERE id = (SELECT id FROM e2e_one_time_keys WHERE user_id = ? AND device_id = ? AND algorithm = ? ORDER BY id LIMIT 1) RETURNING key_id, key_json',
+    [userId, deviceId, algorithm],
+  )) as Row[];
   return rows[0] ?? null;
 }
 
