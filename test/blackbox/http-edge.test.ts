@@ -77,6 +77,16 @@ const BODY_ROUTES: Route[] = [
   'POST /_synapse/admin/v1/deactivate/{userId}',
   'POST /_synapse/admin/v1/reset_password/{userId}',
   'PUT /_synapse/admin/v1/users/{userId}/admin',
+  `POST ${V3}/keys/upload`,
+  `POST ${V3}/keys/query`,
+  `POST ${V3}/keys/claim`,
+  `POST ${V3}/keys/device_signing/upload`,
+  `POST ${V3}/keys/signatures/upload`,
+  `POST ${V3}/room_keys/version`,
+  `PUT ${V3}/room_keys/version/{version}`,
+  `PUT ${V3}/room_keys/keys`,
+  `PUT ${V3}/room_keys/keys/{roomId}`,
+  `PUT ${V3}/room_keys/keys/{roomId}/{sessionId}`,
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
 const NO_BODY_ROUTES: Route[] = [
@@ -85,6 +95,10 @@ const NO_BODY_ROUTES: Route[] = [
   'DELETE /_synapse/admin/v1/registration_tokens/{token}',
   `DELETE ${V3}/profile/{userId}/{keyName}`,
   'DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}',
+  `DELETE ${V3}/room_keys/version/{version}`,
+  `DELETE ${V3}/room_keys/keys`,
+  `DELETE ${V3}/room_keys/keys/{roomId}`,
+  `DELETE ${V3}/room_keys/keys/{roomId}/{sessionId}`,
 ];
 /**
  * The path with its parameters filled in (a registration token need not exist: these requests are refused
@@ -96,7 +110,10 @@ const fill = (path: string, deviceId: string, userId: string) =>
     .replace('{deviceId}', deviceId)
     .replace('{token}', 'edge-token')
     .replace('{userId}', encodeURIComponent(path.startsWith('/_synapse/admin/') ? '@edge_target:test.local' : userId))
-    .replace('{keyName}', 'displayname');
+    .replace('{keyName}', 'displayname')
+    .replace('{version}', '1')
+    .replace('{roomId}', encodeURIComponent('!edge:test.local'))
+    .replace('{sessionId}', 'edge-session');
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and

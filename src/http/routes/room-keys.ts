@@ -57,13 +57,19 @@ export function roomKeyRoutes(router: Router, backup: KeyBackupHandler, sessions
     ['/room_keys/keys/:roomId/:sessionId', (ctx) => [param(ctx, 'roomId'), param(ctx, 'sessionId')]],
   ];
   for (const [path, ids] of levels) {
-    // GET /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
+    // GET /_matrix/client/v3/room_keys/keys
+    // GET /_matrix/client/v3/room_keys/keys/{roomId}
+    // GET /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}
     router.get(clientPaths(path), auth, async (ctx) => reply(ctx, 200, await backup.getKeys(requesterOf(ctx), versionQuery(ctx), ...ids(ctx))));
-    // PUT /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
+    // PUT /_matrix/client/v3/room_keys/keys
+    // PUT /_matrix/client/v3/room_keys/keys/{roomId}
+    // PUT /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}
     router.put(clientPaths(path), auth, async (ctx) =>
       reply(ctx, 200, await backup.putKeys(requesterOf(ctx), versionQuery(ctx), ...ids(ctx), jsonObject(ctx))),
     );
-    // DELETE /_matrix/client/v3/room_keys/keys[/{roomId}[/{sessionId}]]
+    // DELETE /_matrix/client/v3/room_keys/keys
+    // DELETE /_matrix/client/v3/room_keys/keys/{roomId}
+    // DELETE /_matrix/client/v3/room_keys/keys/{roomId}/{sessionId}
     router.delete(clientPaths(path), auth, async (ctx) => reply(ctx, 200, await backup.deleteKeys(requesterOf(ctx), versionQuery(ctx), ...ids(ctx))));
   }
 }
