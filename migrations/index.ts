@@ -13,6 +13,7 @@ import * as profileFields from './20261129060000_profile_fields.js';
 import * as loginTokens from './20261129070000_login_tokens.js';
 import * as syncStreams from './20261129080000_sync_streams.js';
 import * as sync from './20261129090000_sync.js';
+import * as e2eKeys from './20261129100000_e2e_keys.js';
 import * as push from './20261129110000_push.js';
 
 interface Migration {
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '20261129070000_login_tokens': loginTokens,
   '20261129080000_sync_streams': syncStreams,
   '20261129090000_sync': sync,
+  '20261129100000_e2e_keys': e2eKeys,
   '20261129110000_push': push,
 };
 

@@ -20,6 +20,8 @@ import { SharedSecretRegistrationHandler } from './handlers/admin/shared-secret-
 import { UserSessionsAdminHandler } from './handlers/admin/user-sessions.js';
 import { UserAdminHandler } from './handlers/admin/users.js';
 import { DeviceHandler } from './handlers/devices.js';
+import { E2eKeysHandler } from './handlers/e2e-keys.js';
+import { KeyBackupHandler } from './handlers/key-backup.js';
 import { FallbackHandler } from './handlers/fallback.js';
 import { InviteHandler } from './handlers/invite.js';
 import { LoginHandler } from './handlers/login.js';
@@ -37,7 +39,9 @@ import { syncRoutes } from './http/routes/sync.js';
 import { accountDataContributor, presenceContributor, toDeviceContributor } from './sync/contributors.js';
 import { LocalNotifier, type Notifier } from './sync/notifier.js';
 import { PgNotifier } from './sync/pg-notifier.js';
+import { deviceListPositionOf } from './sync/token.js';
 import type { SyncContributor } from './sync/types.js';
+import { e2eSyncContributor } from './sync/e2e-contributor.js';
 import { ClientMiscHandler } from './handlers/client-misc.js';
 import { OpenIdHandler } from './handlers/openid.js';
 import { PushRuleHandler } from './handlers/push-rules.js';
@@ -52,6 +56,8 @@ import { adminRegistrationTokenRoutes } from './http/routes/admin/registration-t
 import { adminTermsRoutes } from './http/routes/admin/terms.js';
 import { adminUserRoutes } from './http/routes/admin/users.js';
 import { deviceRoutes } from './http/routes/devices.js';
+import { keyRoutes } from './http/routes/keys.js';
+import { roomKeyRoutes } from './http/routes/room-keys.js';
 import { loginRoutes } from './http/routes/login.js';
 import { PAGE_FORM_PATHS, pageRoutes } from './http/routes/pages.js';
 import { profileRoutes } from './http/routes/profile.js';
@@ -183,7 +189,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const filters = new FilterHandler(db);
   const presence = new PresenceHandler(db, notifier);
   // Each area adds its part of the sync response (keys and rooms register theirs here).
-  const syncContributors: SyncContributor[] = [accountDataContributor, toDeviceContributor, presenceContributor];
+  const syncContributors: SyncContributor[] = [accountDataContributor, toDeviceContributor, presenceContributor, e2eSyncContributor];
   const sync = new SyncHandler(db, notifier, syncContributors, presence);
   const accountData = new AccountDataHandler(db, notifier);
   const toDevice = new ToDeviceHandler(db, config.server_name, notifier);
@@ -191,6 +197,9 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const pushers = new PusherHandler(db);
   const clientMisc = new ClientMiscHandler(config);
   const openid = new OpenIdHandler(db, config.server_name);
+  // /keys/changes takes sync tokens: their device_lists position.
+  const e2eKeys = new E2eKeysHandler(db, config, uia, notifier, deviceListPositionOf);
+  const keyBackup = new KeyBackupHandler(db);
 
   let mounted: Router | null = null;
   const http = createHttpApp({
@@ -218,6 +227,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       pushRoutes(router, pushRules, pushers, sessions, logger);
       clientMiscRoutes(router, clientMisc, sessions, logger);
       openIdRoutes(router, openid, sessions, logger);
+      keyRoutes(router, e2eKeys, sessions, logger);
+      roomKeyRoutes(router, keyBackup, sessions, logger);
     },
   });
 

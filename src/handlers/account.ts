@@ -5,6 +5,8 @@ import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { forbidden, missingParam } from '../errors.js';
 import * as UserAdmin from '../repositories/user-admin.js';
+import * as E2eKeys from '../repositories/e2e-keys.js';
+import * as KeyBackup from '../repositories/key-backup.js';
 import * as Profiles from '../repositories/profiles.js';
 import * as SyncData from '../repositories/sync-data.js';
 import * as Users from '../repositories/users.js';
@@ -120,6 +122,9 @@ export async function deactivateAccount(trx: Knex, sessions: SessionHandler, use
   await sessions.endSessions(trx, userId, null);
   // Filters, account data, pending to-device messages, presence.
   await SyncData.deleteUserSyncData(trx, userId);
+  // As Synapse: cross-signing keys and key backups go too (device keys went with the devices).
+  await E2eKeys.deleteUserCrossSigning(trx, userId);
+  await KeyBackup.deleteUserBackups(trx, userId);
   if (opts.erase) {
     // Display name, avatar and every custom field (MSC4133): lookups then find nothing.
     await Profiles.eraseProfile(trx, userId);

@@ -7,6 +7,7 @@ import { constantTimeEqual, hashToken, newDeviceId, newToken } from '../crypto/t
 import { awaitingApproval, unknownToken } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
 import * as SyncData from '../repositories/sync-data.js';
+import { recordDeviceListChange } from '../repositories/streams.js';
 import * as Tokens from '../repositories/tokens.js';
 import { isInForce } from '../repositories/users.js';
 import { forbidIfSuspended, userLocked } from './account-state.js';
@@ -240,7 +241,8 @@ export class SessionHandler {
    * finished and its new tokens deleted here, or finds its device gone.
    */
   async endSessions(trx: Knex, userId: string, deviceIds: string[] | null, keepDeviceId: string | null = null): Promise<void> {
-    await Devices.deleteDevices(trx, userId, deviceIds, keepDeviceId);
+    // A deleted device's keys go with it (ON DELETE CASCADE); the user's other devices hear of it through device_lists.
+    if ((await Devices.deleteDevices(trx, userId, deviceIds, keepDeviceId)) > 0) await recordDeviceListChange(trx as Knex.Transaction, userId);
     await Tokens.deleteTokensForDevices(trx, userId, deviceIds, keepDeviceId);
     // A deleted device's pending to-device messages can never be delivered.
     await SyncData.deleteToDeviceForDevices(trx, userId, deviceIds, keepDeviceId);

@@ -20,3 +20,12 @@ export function decodeSyncToken(token: string): Record<StreamKind, number> {
     throw invalidParam('Invalid sync token');
   return Object.fromEntries(STREAM_KINDS.map((k, i) => [k, Number(parts[i + 1] ?? 0)])) as Record<StreamKind, number>;
 }
+
+/** The device_lists position of a sync token, or null when it is not one of this server's (for /keys/changes). */
+export function deviceListPositionOf(token: string): number | null {
+  try {
+    return decodeSyncToken(token).device_lists;
+  } catch {
+    return null;
+  }
+}

@@ -88,6 +88,16 @@ const BODY_ROUTES: Route[] = [
   `POST ${V3}/pushers/set`,
   `POST ${V3}/publicRooms`,
   `POST ${V3}/user/{userId}/openid/request_token`,
+  `POST ${V3}/keys/upload`,
+  `POST ${V3}/keys/query`,
+  `POST ${V3}/keys/claim`,
+  `POST ${V3}/keys/device_signing/upload`,
+  `POST ${V3}/keys/signatures/upload`,
+  `POST ${V3}/room_keys/version`,
+  `PUT ${V3}/room_keys/version/{version}`,
+  `PUT ${V3}/room_keys/keys`,
+  `PUT ${V3}/room_keys/keys/{roomId}`,
+  `PUT ${V3}/room_keys/keys/{roomId}/{sessionId}`,
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
 const NO_BODY_ROUTES: Route[] = [
@@ -97,6 +107,10 @@ const NO_BODY_ROUTES: Route[] = [
   `DELETE ${V3}/profile/{userId}/{keyName}`,
   'DELETE /_synapse/admin/v2/users/{userId}/devices/{deviceId}',
   `DELETE ${V3}/pushrules/global/{kind}/{ruleId}`,
+  `DELETE ${V3}/room_keys/version/{version}`,
+  `DELETE ${V3}/room_keys/keys`,
+  `DELETE ${V3}/room_keys/keys/{roomId}`,
+  `DELETE ${V3}/room_keys/keys/{roomId}/{sessionId}`,
 ];
 /**
  * The path with its parameters filled in (a registration token need not exist: these requests are refused
@@ -114,7 +128,9 @@ const fill = (path: string, deviceId: string, userId: string) =>
     .replace('{eventType}', 'org.example.edge')
     .replace('{txnId}', 'edge-txn')
     .replace('{kind}', 'override')
-    .replace('{ruleId}', 'edge-rule');
+    .replace('{ruleId}', 'edge-rule')
+    .replace('{version}', '1')
+    .replace('{sessionId}', 'edge-session');
 /**
  * Served routes whose request is an HTML form (application/x-www-form-urlencoded), read by the
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and
