@@ -51,7 +51,7 @@ describe.each(backends())('client start-up endpoints (%s)', (backend) => {
     });
 
     it('endpoints not served are 404 M_UNRECOGNIZED', async () => {
-      for (const path of [`${V3}/sync`, `${V3}/createRoom`, '/_matrix/media/v3/config', `${V3}/thirdparty/protocol/irc`]) {
+      for (const path of [`${V3}/createRoom`, '/_matrix/media/v3/config', `${V3}/thirdparty/protocol/irc`, `${V3}/rooms/!r:test.local/messages`]) {
         expectMatrixError(await hs.request('GET', path, { token }), 404, 'M_UNRECOGNIZED');
       }
     });

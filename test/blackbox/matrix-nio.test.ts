@@ -43,6 +43,7 @@ describeWithNio.each(backends())(`matrix-nio 0.20 (%s)${reason}`, (backend) => {
     // What nio did is what the server has.
     const profile = await hs.request('GET', '/_matrix/client/v3/profile/%40nio_user%3Atest.local');
     expect(profile.body.displayname).toBe('Nio Smoke');
-    expect(await hs.db()('devices').where({ user_id: '@nio_user:test.local' }).count<{ n: number }[]>({ n: '*' }).first()).toMatchObject({ n: 1 });
+    // nio's own device went with its logout; the one registration made is left.
+    expect(await hs.db()('devices').where({ user_id: '@nio_user:test.local' })).toHaveLength(1);
   }, 60_000);
 });

@@ -50,8 +50,24 @@ export async function createPgDatabase(): Promise<PgDatabase> {
     },
     async drop() {
       const a = knexFactory({ client: 'pg', connection: url.toString(), pool: { min: 0, max: 1 } });
-      await a.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-      await a.destroy();
+      try {
+        // FORCE ends the test server's own leftover connections. It is refused while a backend of
+        // another role is connected (an autovacuum worker, say): wait for it and try again.
+        for (let attempt = 1; ; attempt++) {
+          try {
+            await a.raw(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+            return;
+          } catch (err) {
+            if (attempt >= 20) {
+              process.stderr.write(`note: could not drop test database ${name}: ${(err as Error).message}\n`);
+              return;
+            }
+            await new Promise((r) => setTimeout(r, 250));
+          }
+        }
+      } finally {
+        await a.destroy();
+      }
     },
   };
 }
