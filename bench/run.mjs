@@ -7,6 +7,8 @@
 //   3. POST /register (dummy) regs/s   vs raw argon2 hash/s   (same)
 //   4. whoami p99 at a fixed rate while logins run flat out
 //                                     vs the bare server's p99 at that rate while raw argon2 verify runs flat out
+//   5. /sync (bench/sync.mjs, its own fresh server): RSS per waiting long-poll with 1000 waiting,
+//      GET /versions p99 with 1000 waiting vs none waiting, to-device send → delivery p50/p99
 //
 // It is a measurement, not a test: it exits 0 whether or not a target is met.
 //
@@ -17,7 +19,9 @@
 //   BENCH_LOG=file|devnull    where the server's stdout (pino, level info) goes; default file
 //   BENCH_LOG_LEVEL=info      the server's log_level (keep info, as in production; other values are for experiments)
 //   BENCH_CONTENTION_RATE=N  whoami req/s in phase 4 (default: 25% of the whoami maximum measured in phase 1)
-//   BENCH_ONLY=whoami,login,register,contention   run only these phases
+//   BENCH_ONLY=whoami,login,register,contention,sync   run only these phases
+//   BENCH_SYNC_WAITING=1000   long-polls held open at once in the sync section
+//   BENCH_SYNC_MESSAGES=200   to-device messages timed in the sync section
 //   BENCH_PROFILE=1           run the server under --cpu-prof and keep the profile (see bench/profile-summary.mjs)
 //   BENCH_KEEP=1              keep the temp directory (config, database, server log)
 //   UV_THREADPOOL_SIZE        passed to the server and to the raw argon2 process alike (Node's default: 4)
@@ -32,6 +36,7 @@ import sqlite3 from 'sqlite3';
 import { stringify } from 'yaml';
 import { argon2ParamsOf } from './lib/argon2-params.mjs';
 import { cpuSnapshot, foreignShare, processCpuMs, threadCpuMs } from './lib/cpu.mjs';
+import { syncSection } from './sync.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const MAIN = join(ROOT, 'dist/src/main.js');
@@ -54,6 +59,8 @@ const LATENCY_TARGET_MS = 25;
 const PASSWORD = 'bench-password-not-secret';
 const SERVER_NAME = 'bench.local';
 const LOGIN_USERS = 16;
+const SYNC_WAITING = Number(env.BENCH_SYNC_WAITING ?? 1000);
+const SYNC_MESSAGES = Number(env.BENCH_SYNC_MESSAGES ?? 200);
 
 const wants = (phase) => !ONLY || ONLY.has(phase);
 const children = new Set();
@@ -135,7 +142,8 @@ function freePort() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function startGatehouse() {
+/** Spawns the compiled server on SQLite in a temp directory; `overrides` are merged into its config. */
+async function startGatehouse(overrides = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'gatehouse-bench-'));
   const port = await freePort();
   const open = { per_second: 1_000_000_000, burst_count: 1_000_000_000 };
@@ -150,6 +158,7 @@ async function startGatehouse() {
     rc_registration: open,
     // As in production. argon2 is left at the server's defaults on purpose.
     log_level: LOG_LEVEL,
+    ...overrides,
   };
   const configPath = join(dir, 'homeserver.yaml');
   writeFileSync(configPath, stringify(config));
@@ -409,6 +418,26 @@ async function main() {
   await stopChild(gh.child);
   let logBytes = null;
   if (LOG_MODE === 'file') logBytes = statSync(gh.logPath).size;
+
+  // 5. /sync: idle long-polls and to-device wake-ups, on a fresh server of its own (a clean RSS baseline).
+  if (wants('sync')) {
+    const s = await syncSection({
+      startGatehouse,
+      stopChild,
+      runLoad: (url, o) => runChild('load.mjs', { url, ...o }),
+      phase,
+      log,
+      cleanup: (server) => {
+        if (!KEEP) rmSync(server.dir, { recursive: true, force: true });
+      },
+      waiting: SYNC_WAITING,
+      messages: SYNC_MESSAGES,
+      probeSeconds: Math.ceil(DURATION / 2),
+      syncTimeoutMs: 120_000,
+    });
+    rows.push(...s.rows);
+    notes.push(...s.notes);
+  }
 
   // The report (stdout).
   const header = ['measurement', 'Gatehouse', 'limit', 'ratio', 'target', 'result', 'other load'];
