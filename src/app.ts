@@ -164,7 +164,11 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     config.database.name === 'sqlite3' && config.database.args.database !== ':memory:'
       ? await PreparedAccessTokenLookup.open(config.database.args.database)
       : null;
-  const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined);
+  // /sync: one notifier per process (LISTEN/NOTIFY across the processes sharing a PostgreSQL database).
+  const pgNotifier = dialectOf(db) === 'postgres' ? new PgNotifier(db, logger) : null;
+  await pgNotifier?.start();
+  const notifier: Notifier = pgNotifier ?? new LocalNotifier();
+  const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined, undefined, notifier);
   const info = new ServerInfoHandler(config, signingKey);
   const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration, limiters.registrationTokenValidity);
   const loginTokens = new LoginTokenHandler(db, config, uia, limiters.loginTokenRequest);
@@ -182,10 +186,6 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
   const profiles = new ProfileHandler(db, config);
   const userDirectory = new UserDirectoryHandler(db, config);
-  // /sync: one notifier per process (LISTEN/NOTIFY across the processes sharing a PostgreSQL database).
-  const pgNotifier = dialectOf(db) === 'postgres' ? new PgNotifier(db, logger) : null;
-  await pgNotifier?.start();
-  const notifier: Notifier = pgNotifier ?? new LocalNotifier();
   const filters = new FilterHandler(db);
   const presence = new PresenceHandler(db, notifier);
   // Each area adds its part of the sync response (keys and rooms register theirs here).

@@ -10,6 +10,7 @@ import * as SyncData from '../repositories/sync-data.js';
 import { recordDeviceListChange } from '../repositories/streams.js';
 import * as Tokens from '../repositories/tokens.js';
 import { isInForce } from '../repositories/users.js';
+import type { Notifier } from '../sync/notifier.js';
 import { forbidIfSuspended, userLocked } from './account-state.js';
 
 export interface Requester {
@@ -64,6 +65,8 @@ export class SessionHandler {
     private readonly lookupToken: (tokenHash: string) => Promise<Tokens.AccessTokenWithUser | null> = (h) =>
       Tokens.findAccessTokenWithUser(db, h),
     private readonly clock: () => number = Date.now,
+    /** Wakes the user's waiting /sync requests when a device goes (absent in the CLI). */
+    private readonly notifier?: Notifier,
   ) {}
 
   /**
@@ -242,7 +245,14 @@ export class SessionHandler {
    */
   async endSessions(trx: Knex, userId: string, deviceIds: string[] | null, keepDeviceId: string | null = null): Promise<void> {
     // A deleted device's keys go with it (ON DELETE CASCADE); the user's other devices hear of it through device_lists.
-    if ((await Devices.deleteDevices(trx, userId, deviceIds, keepDeviceId)) > 0) await recordDeviceListChange(trx as Knex.Transaction, userId);
+    if ((await Devices.deleteDevices(trx, userId, deviceIds, keepDeviceId)) > 0) {
+      await recordDeviceListChange(trx as Knex.Transaction, userId);
+      // The caller owns the transaction: wake the other devices' syncs once it commits (not on rollback).
+      (trx as Knex.Transaction).executionPromise?.then(
+        () => this.notifier?.notify([userId]),
+        () => undefined,
+      );
+    }
     await Tokens.deleteTokensForDevices(trx, userId, deviceIds, keepDeviceId);
     // A deleted device's pending to-device messages can never be delivered.
     await SyncData.deleteToDeviceForDevices(trx, userId, deviceIds, keepDeviceId);
