@@ -79,7 +79,15 @@ export class SyncHandler {
       try {
         const { response, window } = await this.read(who, decoded, req);
         const done = decoded === null || req.fullState || hasNews(response) || Date.now() >= deadline || req.signal?.aborted;
-        if (done || !(await woken)) return { ...response, next_batch: encodeSyncToken(window.upTo) };
+        if (done) return { ...response, next_batch: encodeSyncToken(window.upTo) };
+        if (!(await woken)) {
+          if (req.signal?.aborted) return { ...response, next_batch: encodeSyncToken(window.upTo) };
+          // Timed out: read once more before answering, so that a change whose notification did not
+          // reach this process (another process's NOTIFY lost with its connection) is not held back
+          // until the next sync.
+          const last = await this.read(who, decoded, req);
+          return { ...last.response, next_batch: encodeSyncToken(last.window.upTo) };
+        }
         // Woken by a change: read again (it may be for another device, so the loop can wait again).
       } finally {
         waiter.abort();
