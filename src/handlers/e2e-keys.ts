@@ -12,6 +12,7 @@ import type { Config } from '../config/types.js';
 import { canonicalJson } from '../crypto/canonical-json.js';
 import { parseUserId } from '../domain/user-ids.js';
 import { badJson, forbidden, invalidParam, MatrixError } from '../errors.js';
+import { boundedCanonicalJson } from './bounded-json.js';
 import * as Keys from '../repositories/e2e-keys.js';
 import { deviceListsChangedBetween, recordDeviceListChange } from '../repositories/streams.js';
 import type { Notifier } from '../sync/notifier.js';
@@ -48,15 +49,7 @@ function splitKeyId(keyId: string, what: string): { algorithm: string; id: strin
 
 /** Canonical JSON of a key object (or string), bounded: 400 M_BAD_JSON (floats, too deep) or M_TOO_LARGE. */
 function keyJson(value: unknown, what: string): string {
-  let text: string;
-  try {
-    text = canonicalJson(value);
-  } catch {
-    throw badJson(`${what} must be canonical JSON (integers only)`);
-  }
-  if (text.includes('\\u0000')) throw badJson(`${what} must not contain NUL characters`);
-  if (Buffer.byteLength(text) > E2E_LIMITS.keyJsonBytes) throw new MatrixError(400, 'M_TOO_LARGE', `${what} is too large`);
-  return text;
+  return boundedCanonicalJson(value, what, E2E_LIMITS.keyJsonBytes);
 }
 
 /** The object without `signatures` and `unsigned`: what a signature covers. */

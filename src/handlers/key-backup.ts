@@ -4,8 +4,8 @@
 // opaque strings to clients; here they are the row's number.
 
 import type { Knex } from 'knex';
-import { canonicalJson } from '../crypto/canonical-json.js';
 import { badJson, invalidParam, MatrixError, missingParam, notFound } from '../errors.js';
+import { boundedCanonicalJson } from './bounded-json.js';
 import * as Backup from '../repositories/key-backup.js';
 import type { Requester } from './sessions.js';
 
@@ -16,17 +16,6 @@ export const BACKUP_LIMITS = { authDataBytes: 64 * 1024, sessionDataBytes: 64 * 
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function boundedJson(value: unknown, what: string, max: number): string {
-  let text: string;
-  try {
-    text = canonicalJson(value);
-  } catch {
-    throw badJson(`${what} must be canonical JSON (integers only)`);
-  }
-  if (text.includes('\\u0000')) throw badJson(`${what} must not contain NUL characters`);
-  if (Buffer.byteLength(text) > max) throw new MatrixError(400, 'M_TOO_LARGE', `${what} is too large`);
-  return text;
-}
 
 /** The version info GET /room_keys/version answers. */
 export interface BackupVersionInfo {
@@ -66,7 +55,7 @@ function checkKeyData(v: unknown, what: string): Omit<Backup.BackupKeyRow, 'room
     first_message_index: fmi as number,
     forwarded_count: fc as number,
     is_verified: iv,
-    session_data: boundedJson(sd, `${what}.session_data`, BACKUP_LIMITS.sessionDataBytes),
+    session_data: boundedCanonicalJson(sd, `${what}.session_data`, BACKUP_LIMITS.sessionDataBytes),
   };
 }
 
@@ -150,7 +139,7 @@ export class KeyBackupHandler {
     if (typeof body.algorithm !== 'string' || body.algorithm.length === 0 || body.algorithm.length > 255 || body.algorithm.includes('\u0000'))
       throw badJson('algorithm must be a string of 1 to 255 characters');
     if (!isObject(body.auth_data)) throw badJson('auth_data must be an object');
-    return { algorithm: body.algorithm, authData: boundedJson(body.auth_data, 'auth_data', BACKUP_LIMITS.authDataBytes) };
+    return { algorithm: body.algorithm, authData: boundedCanonicalJson(body.auth_data, 'auth_data', BACKUP_LIMITS.authDataBytes) };
   }
 
   /**
