@@ -12,6 +12,7 @@ import { ACCOUNT_TABLES, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { describeWithBrowser, launchBrowser } from '../support/browser.js';
 import { DEFAULT_PASSWORD, type Response, startServer, type TestServer } from '../support/server.js';
+import { seedToken, tokenUses } from '../support/registration-tokens.js';
 
 const C = '/_matrix/client/v3';
 const TOKEN_STAGE = 'm.login.registration_token';
@@ -19,15 +20,6 @@ const UNSTABLE_TOKEN_STAGE = 'org.matrix.msc3231.login.registration_token';
 const TABLES = [...ACCOUNT_TABLES, 'registration_token_reservations', 'registration_token_uses', 'uia_sessions'];
 const CONFIG = { registration_requires_token: true, enable_registration_without_verification: false, max_request_body_size: '16K' };
 const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
-
-async function seedToken(hs: TestServer, token: string, usesAllowed: number | null = 1): Promise<void> {
-  await hs.db()('registration_tokens').insert({ token, uses_allowed: usesAllowed, pending: 0, completed: 0, expiry_time: null, note: null, created_ts: Date.now() });
-}
-
-async function tokenUses(hs: TestServer, token: string): Promise<{ pending: number; completed: number }> {
-  const r = await hs.db()('registration_tokens').where({ token }).first();
-  return { pending: Number(r.pending), completed: Number(r.completed) };
-}
 
 /** Starts a registration the way a client does: the 401 answer's session. */
 async function startRegistration(hs: TestServer, username: string): Promise<string> {

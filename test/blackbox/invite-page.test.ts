@@ -11,6 +11,7 @@ import { ACCOUNT_TABLES, countRows, expectNoChange } from '../support/assertions
 import { backends } from '../support/backends.js';
 import { describeWithBrowser, launchBrowser } from '../support/browser.js';
 import { DEFAULT_PASSWORD, type Response, startServer, type TestServer } from '../support/server.js';
+import { seedToken, tokenUses } from '../support/registration-tokens.js';
 
 const TABLES = [...ACCOUNT_TABLES, 'registration_token_reservations', 'registration_token_uses', 'uia_sessions'];
 const FORM = { 'Content-Type': 'application/x-www-form-urlencoded' };
@@ -21,29 +22,6 @@ const CONFIG = {
   public_baseurl: BASEURL,
   password_config: { policy: { enabled: true, minimum_length: 12, require_lowercase: true } },
 };
-
-interface TokenSpec {
-  uses_allowed?: number | null;
-  completed?: number;
-  expiry_time?: number | null;
-}
-
-async function seedToken(hs: TestServer, token: string, spec: TokenSpec = {}): Promise<void> {
-  await hs.db()('registration_tokens').insert({
-    token,
-    uses_allowed: spec.uses_allowed === undefined ? 1 : spec.uses_allowed,
-    pending: 0,
-    completed: spec.completed ?? 0,
-    expiry_time: spec.expiry_time ?? null,
-    note: null,
-    created_ts: Date.now(),
-  });
-}
-
-async function tokenUses(hs: TestServer, token: string): Promise<{ pending: number; completed: number }> {
-  const r = await hs.db()('registration_tokens').where({ token }).first();
-  return { pending: Number(r.pending), completed: Number(r.completed) };
-}
 
 const invitePath = (token: string) => `/_gatehouse/invite/${encodeURIComponent(token)}`;
 

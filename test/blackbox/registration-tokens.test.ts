@@ -7,6 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ACCOUNT_TABLES, countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends, describeOnPostgres } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type Response, type TestServer } from '../support/server.js';
+import { seedToken, tokenUses } from '../support/registration-tokens.js';
 
 const C = '/_matrix/client/v3';
 const VALIDITY = '/_matrix/client/v1/register/m.login.registration_token/validity';
@@ -14,31 +15,6 @@ const UNSTABLE_VALIDITY = '/_matrix/client/unstable/org.matrix.msc3231/register/
 const TOKEN_STAGE = 'm.login.registration_token';
 const TABLES = [...ACCOUNT_TABLES, 'registration_token_reservations', 'registration_token_uses'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface TokenSpec {
-  uses_allowed?: number | null;
-  pending?: number;
-  completed?: number;
-  expiry_time?: number | null;
-}
-
-/** Seeds a token row directly (the admin API has suites of its own). */
-async function seedToken(hs: TestServer, token: string, spec: TokenSpec = {}): Promise<void> {
-  await hs.db()('registration_tokens').insert({
-    token,
-    uses_allowed: spec.uses_allowed === undefined ? 1 : spec.uses_allowed,
-    pending: spec.pending ?? 0,
-    completed: spec.completed ?? 0,
-    expiry_time: spec.expiry_time ?? null,
-    note: null,
-    created_ts: Date.now(),
-  });
-}
-
-async function tokenRow(hs: TestServer, token: string): Promise<{ pending: number; completed: number } | undefined> {
-  const r = await hs.db()('registration_tokens').where({ token }).first();
-  return r ? { pending: Number(r.pending), completed: Number(r.completed) } : undefined;
-}
 
 const register = (hs: TestServer, body: Record<string, unknown>) => hs.request('POST', `${C}/register`, { body });
 const withToken = (token: unknown, extra: Record<string, unknown> = {}) => ({ type: TOKEN_STAGE, token, ...extra });
@@ -82,7 +58,7 @@ describe.each(backends())('registration tokens (%s)', (backend) => {
     const res = await register(hs, { username: 'tk_one', password: DEFAULT_PASSWORD, auth: withToken(t) });
     expect(res.status, res.text).toBe(200);
     expect(res.body.user_id).toBe('@tk_one:test.local');
-    expect(await tokenRow(hs, t)).toEqual({ pending: 0, completed: 1 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 0, completed: 1 });
     const uses = await hs.db()('registration_token_uses').where({ token: t });
     expect(uses.map((u: { user_id: string }) => u.user_id)).toEqual(['@tk_one:test.local']);
     expect(await countRows(hs, 'registration_token_reservations')).toBe(0);
@@ -97,7 +73,7 @@ describe.each(backends())('registration tokens (%s)', (backend) => {
       auth: { type: 'org.matrix.msc3231.login.registration_token', token: t },
     });
     expect(res.status, res.text).toBe(200);
-    expect(await tokenRow(hs, t)).toEqual({ pending: 0, completed: 1 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 0, completed: 1 });
   });
 
   it.each([
@@ -116,7 +92,7 @@ describe.each(backends())('registration tokens (%s)', (backend) => {
       const auth = token === undefined ? { type: TOKEN_STAGE } : withToken(token);
       expectStageError(await register(hs, { username: 'tk_bad', password: DEFAULT_PASSWORD, auth }), errcode);
     }, TABLES);
-    expect(await tokenRow(hs, t)).toEqual({ pending: 0, completed: 0 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 0, completed: 0 });
   });
 
   it.each([
@@ -127,11 +103,11 @@ describe.each(backends())('registration tokens (%s)', (backend) => {
   ])('refuses a token that is %s with 401 M_UNAUTHORIZED, counting nothing', async (_why, spec) => {
     const t = fresh();
     await seedToken(hs, t, spec);
-    const before = await tokenRow(hs, t);
+    const before = await tokenUses(hs, t);
     await expectNoChange(hs, async () => {
       expectStageError(await register(hs, { username: 'tk_spent', password: DEFAULT_PASSWORD, auth: withToken(t) }), 'M_UNAUTHORIZED');
     }, TABLES);
-    expect(await tokenRow(hs, t)).toEqual(before);
+    expect(await tokenUses(hs, t)).toEqual(before);
     expect((await hs.request('GET', `${VALIDITY}?token=${t}`)).body).toEqual({ valid: false });
   });
 
@@ -141,7 +117,7 @@ describe.each(backends())('registration tokens (%s)', (backend) => {
     for (const name of ['tk_unl1', 'tk_unl2', 'tk_unl3']) {
       expect((await register(hs, { username: name, password: DEFAULT_PASSWORD, auth: withToken(t) })).status).toBe(200);
     }
-    expect(await tokenRow(hs, t)).toEqual({ pending: 0, completed: 3 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 0, completed: 3 });
   });
 
   it('holds one pending use per session: repeating the stage takes no more, another token is 401 M_INVALID_PARAM', async () => {
@@ -153,22 +129,22 @@ describe.each(backends())('registration tokens (%s)', (backend) => {
     const first = await register(hs, { username: 'tk_pending', auth: withToken(t) });
     expectMatrixError(first, 400, 'M_MISSING_PARAM');
     const session = (await hs.db()('registration_token_reservations').where({ token: t }).first()).session_id as string;
-    expect(await tokenRow(hs, t)).toEqual({ pending: 1, completed: 0 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 1, completed: 0 });
     expect((await register(hs, { username: 'tk_pending', auth: withToken(t, { session }) })).status).toBe(400);
-    expect(await tokenRow(hs, t)).toEqual({ pending: 1, completed: 0 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 1, completed: 0 });
 
     expectStageError(await register(hs, { username: 'tk_pending', auth: withToken(other, { session }) }), 'M_INVALID_PARAM');
-    expect(await tokenRow(hs, other)).toEqual({ pending: 0, completed: 0 });
+    expect(await tokenUses(hs, other)).toEqual({ pending: 0, completed: 0 });
 
     // Completing (with only the session: the stage is done) turns the pending use into a completed one.
     const done = await register(hs, { password: DEFAULT_PASSWORD, auth: { session } });
     expect(done.status, done.text).toBe(200);
     expect(done.body.user_id).toBe('@tk_pending:test.local');
-    expect(await tokenRow(hs, t)).toEqual({ pending: 0, completed: 1 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 0, completed: 1 });
     // A repeat of the final request (lost response) counts nothing more.
     const repeat = await register(hs, { password: DEFAULT_PASSWORD, auth: { session } });
     expect(repeat.status).toBe(200);
-    expect(await tokenRow(hs, t)).toEqual({ pending: 0, completed: 1 });
+    expect(await tokenUses(hs, t)).toEqual({ pending: 0, completed: 1 });
   });
 
   it('a token deleted mid-session fails that session cleanly: no account, and the token is gone', async () => {
@@ -194,7 +170,7 @@ describe.each(backends())('registration tokens (%s)', (backend) => {
         expect(res.body).toEqual({ valid: true });
         expect((await hs.request('GET', `${path}?token=nope-${t}`)).body).toEqual({ valid: false });
       }
-      expect(await tokenRow(hs, t)).toEqual({ pending: 0, completed: 0 });
+      expect(await tokenUses(hs, t)).toEqual({ pending: 0, completed: 0 });
     });
 
     it('answers 400 M_MISSING_PARAM without a token and 400 M_INVALID_PARAM for one outside the grammar', async () => {
@@ -217,20 +193,20 @@ describe.each(backends())('registration token uses come back when their session 
   it('an abandoned session gives its use back; the one-use token then registers someone else', async () => {
     await seedToken(hs, 'tk-expiring', { uses_allowed: 1 });
     expectMatrixError(await register(hs, { username: 'tk_gaveup', auth: withToken('tk-expiring') }), 400, 'M_MISSING_PARAM');
-    expect(await tokenRow(hs, 'tk-expiring')).toEqual({ pending: 1, completed: 0 });
+    expect(await tokenUses(hs, 'tk-expiring')).toEqual({ pending: 1, completed: 0 });
     // Held: nobody else can have it meanwhile.
     expectStageError(await register(hs, { username: 'tk_other', password: DEFAULT_PASSWORD, auth: withToken('tk-expiring') }), 'M_UNAUTHORIZED');
     const session = (await hs.db()('registration_token_reservations').first()).session_id as string;
 
     // The session expires (1s) and the sweep (twice per lifetime) gives the use back.
-    for (let i = 0; i < 40 && (await tokenRow(hs, 'tk-expiring'))!.pending !== 0; i++) await sleep(100);
-    expect(await tokenRow(hs, 'tk-expiring')).toEqual({ pending: 0, completed: 0 });
+    for (let i = 0; i < 40 && (await tokenUses(hs, 'tk-expiring'))!.pending !== 0; i++) await sleep(100);
+    expect(await tokenUses(hs, 'tk-expiring')).toEqual({ pending: 0, completed: 0 });
     expect(await countRows(hs, 'registration_token_reservations')).toBe(0);
     expectMatrixError(await register(hs, { password: DEFAULT_PASSWORD, auth: { session } }), 400, 'M_UNKNOWN');
 
     const res = await register(hs, { username: 'tk_other', password: DEFAULT_PASSWORD, auth: withToken('tk-expiring') });
     expect(res.status, res.text).toBe(200);
-    expect(await tokenRow(hs, 'tk-expiring')).toEqual({ pending: 0, completed: 1 });
+    expect(await tokenUses(hs, 'tk-expiring')).toEqual({ pending: 0, completed: 1 });
   });
 });
 
@@ -300,7 +276,7 @@ describe.each(backends())('50 parallel registrations on one token (%s)', (backen
     const results = await race([hs], token, 50, prefix);
     expect(tallyRace(results)).toBe(uses);
     expect(await countRows(hs, 'users')).toBe(before + uses);
-    expect(await tokenRow(hs, token)).toEqual({ pending: 0, completed: uses });
+    expect(await tokenUses(hs, token)).toEqual({ pending: 0, completed: uses });
     expect(await countRows(hs, 'registration_token_uses', { token })).toBe(uses);
   });
 });
@@ -331,6 +307,6 @@ describeOnPostgres('50 parallel registrations on one token, two server processes
     const results = await race([a, b], token, 50, prefix);
     expect(tallyRace(results)).toBe(uses);
     expect(await countRows(a, 'users')).toBe(before + uses);
-    expect(await tokenRow(a, token)).toEqual({ pending: 0, completed: uses });
+    expect(await tokenUses(a, token)).toEqual({ pending: 0, completed: uses });
   });
 });
