@@ -6,6 +6,9 @@ import { userIdFor } from '../domain/user-ids.js';
 import { MatrixError } from '../errors.js';
 import * as Users from '../repositories/users.js';
 
+/** Synapse's user types (UserTypes.ALL_USER_TYPES); null is an ordinary account. */
+export const USER_TYPES: readonly string[] = ['support', 'bot'];
+
 export const userInUse = () => new MatrixError(400, 'M_USER_IN_USE', 'User ID already taken.');
 
 export interface NewAccount {

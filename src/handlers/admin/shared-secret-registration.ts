@@ -10,15 +10,13 @@ import { constantTimeEqual, randomString } from '../../crypto/tokens.js';
 import { newLocalpart } from '../../domain/user-ids.js';
 import { forbidden, invalidParam, MatrixError } from '../../errors.js';
 import * as Nonces from '../../repositories/registration-nonces.js';
-import { createAccount, userInUse } from '../accounts.js';
+import { createAccount, USER_TYPES, userInUse } from '../accounts.js';
 import { checkPassword } from '../password-policy.js';
 import type { SessionHandler } from '../sessions.js';
 
 /** Synapse keeps nonces for 60 seconds. */
 const NONCE_LIFETIME_MS = 60_000;
 
-/** The user types Synapse knows (UserTypes.ALL_USER_TYPES). */
-const USER_TYPES: readonly string[] = ['support', 'bot'];
 
 export interface SharedSecretRegistration {
   nonce: string;

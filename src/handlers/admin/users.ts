@@ -7,6 +7,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../../config/types.js';
 import type { PasswordHasher } from '../../crypto/passwords.js';
+import { MAX_AVATAR_URL, MAX_DISPLAYNAME } from '../../domain/profiles.js';
 import { checkNewLocalpart, newLocalpart, parseUserId } from '../../domain/user-ids.js';
 import { forbidden, invalidParam, notFound } from '../../errors.js';
 import { USER_CONSENT_POLICY_ID } from '../../config/terms.js';
@@ -15,52 +16,14 @@ import * as UserAdmin from '../../repositories/user-admin.js';
 import * as Users from '../../repositories/users.js';
 import { deactivateAccount } from '../account.js';
 import type { AccountStateHandler } from '../account-state.js';
-import { createAccount, userInUse } from '../accounts.js';
+import { createAccount, USER_TYPES, userInUse } from '../accounts.js';
 import { checkPassword } from '../password-policy.js';
 import type { SessionHandler } from '../sessions.js';
 import type { AccountApprovalHandler } from './account-approval.js';
 
-/** Synapse's user types (UserTypes.ALL_USER_TYPES); null is an ordinary account. */
-export const USER_TYPES: readonly string[] = ['support', 'bot'];
-/** Synapse's MAX_DISPLAYNAME_LEN and MAX_AVATAR_URL_LEN. */
-export const MAX_DISPLAYNAME_LENGTH = 256;
-export const MAX_AVATAR_URL_LENGTH = 1000;
 export const DEFAULT_LIST_LIMIT = 100;
 /** A larger `limit` is served as this many (the list says where the next page starts). */
 export const MAX_LIST_LIMIT = 1000;
-
-/** An account as GET /_synapse/admin/v2/users/{userId} shows it (Synapse's keys, all of them). */
-export interface UserDetails {
-  name: string;
-  displayname: string | null;
-  avatar_url: string | null;
-  /** Always [] (Gatehouse stores no 3PIDs yet). */
-  threepids: { medium: string; address: string; added_at: number; validated_at: number }[];
-  /** Always [] (no SSO). */
-  external_ids: { auth_provider: string; external_id: string }[];
-  is_guest: boolean;
-  admin: boolean;
-  deactivated: boolean;
-  erased: boolean;
-  shadow_banned: boolean;
-  /** Whether a lock is in force now (one past its end time has lifted). */
-  locked: boolean;
-  /** Whether a suspension is in force now. */
-  suspended: boolean;
-  /** False while the account waits for an admin's approval (MSC3866). */
-  approved: boolean;
-  /** Seconds since the epoch, as Synapse's here (the list's creation_ts is in milliseconds, as Synapse's there). */
-  creation_ts: number;
-  /** Milliseconds since the epoch: when a device of the account was last seen; null if never. */
-  last_seen_ts: number | null;
-  user_type: string | null;
-  appservice_id: null;
-  consent_server_notice_sent: null;
-  /** The version of Synapse's consent policy (`privacy_policy`) the user accepted last, null if none. */
-  consent_version: string | null;
-  /** When (milliseconds since the epoch, as Synapse), null if never. */
-  consent_ts: number | null;
-}
 
 /** An account in GET /_synapse/admin/v2/users. */
 export interface UserListItem {
@@ -72,13 +35,33 @@ export interface UserListItem {
   deactivated: boolean;
   erased: boolean;
   shadow_banned: boolean;
+  /** Whether a lock is in force now (one past its end time has lifted). */
   locked: boolean;
+  /** Whether a suspension is in force now. */
   suspended: boolean;
+  /** False while the account waits for an admin's approval (MSC3866). */
   approved: boolean;
   user_type: string | null;
-  /** Milliseconds since the epoch (as Synapse's list). */
+  /** Milliseconds since the epoch (as Synapse's list; the details give seconds). */
   creation_ts: number;
+  /** Milliseconds since the epoch: when a device of the account was last seen; null if never. */
   last_seen_ts: number | null;
+}
+
+/** An account as GET /_synapse/admin/v2/users/{userId} shows it (Synapse's keys, all of them): the list's, and these. */
+export interface UserDetails extends UserListItem {
+  /** Always [] (Gatehouse stores no 3PIDs yet). */
+  threepids: { medium: string; address: string; added_at: number; validated_at: number }[];
+  /** Always [] (no SSO). */
+  external_ids: { auth_provider: string; external_id: string }[];
+  /** Seconds since the epoch, as Synapse's here (the list's creation_ts is in milliseconds, as Synapse's there). */
+  creation_ts: number;
+  appservice_id: null;
+  consent_server_notice_sent: null;
+  /** The version of Synapse's consent policy (`privacy_policy`) the user accepted last, null if none. */
+  consent_version: string | null;
+  /** When (milliseconds since the epoch, as Synapse), null if never. */
+  consent_ts: number | null;
 }
 
 export interface UserList {
@@ -150,22 +133,10 @@ interface Consent {
 
 function details(a: UserAdmin.AccountRow, now: number, consent: Consent): UserDetails {
   return {
-    name: a.user_id,
-    displayname: a.displayname,
-    avatar_url: a.avatar_url,
+    ...listItem(a, now),
     threepids: [],
     external_ids: [],
-    is_guest: a.is_guest,
-    admin: a.is_admin,
-    deactivated: a.deactivated,
-    erased: a.erased,
-    shadow_banned: false,
-    locked: Users.isInForce(a.lock, now),
-    suspended: Users.isInForce(a.suspension, now),
-    approved: a.approved,
     creation_ts: Math.floor(a.created_ts / 1000),
-    last_seen_ts: a.last_seen_ts,
-    user_type: a.user_type,
     appservice_id: null,
     consent_server_notice_sent: null,
     consent_version: consent.version,
@@ -195,15 +166,15 @@ function listItem(a: UserAdmin.AccountRow, now: number): UserListItem {
 /** A display name to store: "" is none; at most 256 characters, as Synapse. */
 function checkDisplayname(name: string | null): string | null {
   if (name === null || name === '') return null;
-  if (name.length > MAX_DISPLAYNAME_LENGTH && [...name].length > MAX_DISPLAYNAME_LENGTH)
-    throw invalidParam(`displayname must be at most ${MAX_DISPLAYNAME_LENGTH} characters`);
+  if (name.length > MAX_DISPLAYNAME && [...name].length > MAX_DISPLAYNAME)
+    throw invalidParam(`displayname must be at most ${MAX_DISPLAYNAME} characters`);
   return name;
 }
 
 /** An avatar URL to store: "" is none; else an mxc://server/media URI of at most 1000 characters. */
 function checkAvatarUrl(url: string | null): string | null {
   if (url === null || url === '') return null;
-  if (url.length > MAX_AVATAR_URL_LENGTH) throw invalidParam(`avatar_url must be at most ${MAX_AVATAR_URL_LENGTH} characters`);
+  if (url.length > MAX_AVATAR_URL) throw invalidParam(`avatar_url must be at most ${MAX_AVATAR_URL} characters`);
   if (!/^mxc:\/\/[^/\s]+\/[^/\s]+$/.test(url)) throw invalidParam('avatar_url must be an mxc:// URI');
   return url;
 }
