@@ -19,6 +19,8 @@ export interface NewAccount {
   displayname: string | null;
   /** False for an account that must wait for an admin's approval (default true). */
   approved?: boolean;
+  /** Synapse's user type: null (default), or one of USER_TYPES. */
+  userType?: string | null;
 }
 
 /**
@@ -37,6 +39,7 @@ export async function createAccount(trx: Knex, serverName: string, account: NewA
       is_guest: account.isGuest,
       displayname: account.displayname,
       approved: account.approved ?? true,
+      user_type: account.userType ?? null,
     },
     now,
   );

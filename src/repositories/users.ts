@@ -87,6 +87,7 @@ export async function insertUser(
     is_guest: boolean;
     displayname: string | null;
     approved?: boolean;
+    user_type?: string | null;
   },
   now: number,
 ): Promise<boolean> {
@@ -99,6 +100,7 @@ export async function insertUser(
       is_guest: user.is_guest,
       deactivated: false,
       approved: user.approved ?? true,
+      user_type: user.user_type ?? null,
       created_ts: now,
     })
     .onConflict()

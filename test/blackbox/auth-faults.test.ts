@@ -124,12 +124,15 @@ describe.each(backends())('auth faults (%s)', (backend) => {
       const res = await post({ nonce: n, username, password: DEFAULT_PASSWORD, admin: true, user_type: userType, mac: mac(n, username, DEFAULT_PASSWORD, true, userType) });
       expect(res.status).toBe(200);
       expect(res.body.user_id).toBe(`@${username}:test.local`);
+      // Stored with the account, as the user admin API and the CLI store it.
+      expect((await hs.db()('users').where({ user_id: res.body.user_id }).first()).user_type).toBe(userType);
     });
 
     it('treats user_type null as absent (the MAC leaves it out)', async () => {
       const n = await nonce();
       const res = await post({ nonce: n, username: 'typed_null', password: DEFAULT_PASSWORD, admin: false, user_type: null, mac: mac(n, 'typed_null', DEFAULT_PASSWORD, false) });
       expect(res.status).toBe(200);
+      expect((await hs.db()('users').where({ user_id: res.body.user_id }).first()).user_type).toBeNull();
     });
 
     it('refuses a MAC that leaves out a known user_type with 403', async () => {

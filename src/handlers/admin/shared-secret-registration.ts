@@ -25,7 +25,7 @@ export interface SharedSecretRegistration {
   password: string;
   admin: boolean;
   displayname: string | null;
-  /** null, or one of USER_TYPES. Checked and covered by the MAC, but not stored yet (no column for it). */
+  /** null, or one of USER_TYPES. Checked, covered by the MAC, and stored with the account (as Synapse). */
   userType: string | null;
   mac: string;
 }
@@ -93,7 +93,7 @@ export class SharedSecretRegistrationHandler {
     checkPassword(req.password, { ...this.config.password_config.policy, enabled: false });
     const passwordHash = await this.hasher.hash(req.password);
     return this.db.transaction(async (trx) => {
-      const account = { localpart, passwordHash, isAdmin: req.admin, isGuest: false, displayname: initialDisplayname(req.displayname, localpart) };
+      const account = { localpart, passwordHash, isAdmin: req.admin, isGuest: false, displayname: initialDisplayname(req.displayname, localpart), userType: req.userType };
       const userId = await createAccount(trx, this.config.server_name, account, this.clock());
       if (!userId) throw userInUse();
       const session = await this.sessions.issue(trx, { userId, deviceId: null, displayName: null, wantRefreshToken: false, ip: null, userAgent: null });
