@@ -4,6 +4,7 @@
 
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { type ParseArgsOptionsConfig, parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import { migrationSource } from '../../migrations/index.js';
 import type { Config } from '../config/types.js';
@@ -86,4 +87,17 @@ export function readFirstLine(input: NodeJS.ReadableStream): Promise<string> {
       if (!done) resolve('');
     });
   });
+}
+
+/**
+ * A subcommand's arguments, parsed with node:util's parseArgs (positionals
+ * allowed); an unknown option or a missing value ends the command with the
+ * message and `usage`.
+ */
+export function parseCommandLine<T extends ParseArgsOptionsConfig>(args: string[], options: T, usage: string, ctx: CliFailure) {
+  try {
+    return parseArgs({ args, allowPositionals: true, options });
+  } catch (e) {
+    return ctx.fail(`${(e as Error).message}\n\n${usage}`);
+  }
 }

@@ -5,9 +5,8 @@
 
 import { createHmac } from 'node:crypto';
 import { createInterface } from 'node:readline';
-import { parseArgs } from 'node:util';
 import type { Config } from '../config/types.js';
-import { readFirstLine } from './common.js';
+import { parseCommandLine, readFirstLine } from './common.js';
 
 export const REGISTER_USER_USAGE = `Usage: gatehouse register-user [options] [SERVER_URL]
 
@@ -58,26 +57,22 @@ export function registrationMac(secret: string, nonce: string, user: string, pas
 }
 
 export async function registerUserCommand(args: string[], ctx: RegisterUserContext): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        user: { type: 'string', short: 'u' },
-        password: { type: 'string', short: 'p' },
-        'password-stdin': { type: 'boolean' },
-        admin: { type: 'boolean', short: 'a' },
-        'no-admin': { type: 'boolean' },
-        'user-type': { type: 'string', short: 't' },
-        'shared-secret': { type: 'string', short: 'k' },
-        config: { type: 'string', short: 'c' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (e) {
-    return ctx.fail(`${(e as Error).message}\n\n${REGISTER_USER_USAGE}`);
-  }
+  const parsed = parseCommandLine(
+    args,
+    {
+      user: { type: 'string', short: 'u' },
+      password: { type: 'string', short: 'p' },
+      'password-stdin': { type: 'boolean' },
+      admin: { type: 'boolean', short: 'a' },
+      'no-admin': { type: 'boolean' },
+      'user-type': { type: 'string', short: 't' },
+      'shared-secret': { type: 'string', short: 'k' },
+      config: { type: 'string', short: 'c' },
+      help: { type: 'boolean', short: 'h' },
+    },
+    REGISTER_USER_USAGE,
+    ctx,
+  );
   const { values, positionals } = parsed;
   if (values.help) return ctx.out(REGISTER_USER_USAGE);
   if (positionals.length > 1) ctx.fail(`register-user: unexpected argument "${positionals[1]}"`);

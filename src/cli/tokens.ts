@@ -8,11 +8,10 @@
 // and no running server: the first tokens of a server with
 // registration_requires_token can be made before anyone can register.
 
-import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import { MatrixError } from '../errors.js';
-import { formatTime, oneLine, openMigratedDatabase, parseWhen, table } from './common.js';
+import { formatTime, oneLine, openMigratedDatabase, parseCommandLine, parseWhen, table } from './common.js';
 import {
   MAX_LIST_LIMIT,
   RegistrationTokenAdminHandler,
@@ -60,30 +59,26 @@ export interface TokensCommandContext {
 type Values = Record<string, string | boolean | undefined>;
 
 export async function tokensCommand(args: string[], ctx: TokensCommandContext): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        valid: { type: 'boolean' },
-        invalid: { type: 'boolean' },
-        token: { type: 'string' },
-        length: { type: 'string' },
-        uses: { type: 'string' },
-        unlimited: { type: 'boolean' },
-        expires: { type: 'string' },
-        never: { type: 'boolean' },
-        note: { type: 'string' },
-        link: { type: 'boolean' },
-      },
-    });
-  } catch (e) {
-    return ctx.fail(`${(e as Error).message}\n\n${TOKENS_USAGE}`);
-  }
+  const parsed = parseCommandLine(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      valid: { type: 'boolean' },
+      invalid: { type: 'boolean' },
+      token: { type: 'string' },
+      length: { type: 'string' },
+      uses: { type: 'string' },
+      unlimited: { type: 'boolean' },
+      expires: { type: 'string' },
+      never: { type: 'boolean' },
+      note: { type: 'string' },
+      link: { type: 'boolean' },
+    },
+    TOKENS_USAGE,
+    ctx,
+  );
   const { values, positionals } = parsed;
   if (values.help) return ctx.out(TOKENS_USAGE);
   const [command, ...rest] = positionals;

@@ -4,7 +4,6 @@
 // the rules are the same, and it needs neither a running server nor an admin
 // account (a running server, or several, sees every change at once).
 
-import { parseArgs } from 'node:util';
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import { PasswordHasher } from '../crypto/passwords.js';
@@ -15,7 +14,7 @@ import { type AdminDeviceView, UserSessionsAdminHandler } from '../handlers/admi
 import { MAX_LIST_LIMIT, type UserChanges, type UserDetails, type UserList, type UserListItem, UserAdminHandler } from '../handlers/admin/users.js';
 import { SessionHandler } from '../handlers/sessions.js';
 import { ACCOUNT_ORDERS, type AccountOrder } from '../repositories/user-admin.js';
-import { formatTime, oneLine, openMigratedDatabase, parseWhen, readFirstLine, table } from './common.js';
+import { formatTime, oneLine, openMigratedDatabase, parseCommandLine, parseWhen, readFirstLine, table } from './common.js';
 
 export const USERS_USAGE = `Usage: gatehouse users <command> [options]
 
@@ -81,41 +80,37 @@ interface Handlers {
 const COMMON = ['config', 'json', 'help'];
 
 export async function usersCommand(args: string[], ctx: UsersCommandContext): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: {
-        config: { type: 'string', short: 'c' },
-        json: { type: 'boolean' },
-        help: { type: 'boolean', short: 'h' },
-        name: { type: 'string' },
-        deactivated: { type: 'boolean' },
-        'no-guests': { type: 'boolean' },
-        admins: { type: 'boolean' },
-        waiting: { type: 'boolean' },
-        'order-by': { type: 'string' },
-        reverse: { type: 'boolean' },
-        'password-stdin': { type: 'boolean' },
-        'keep-sessions': { type: 'boolean' },
-        admin: { type: 'boolean' },
-        'no-admin': { type: 'boolean' },
-        displayname: { type: 'string' },
-        'no-displayname': { type: 'boolean' },
-        'avatar-url': { type: 'string' },
-        'no-avatar': { type: 'boolean' },
-        'user-type': { type: 'string' },
-        'no-user-type': { type: 'boolean' },
-        activate: { type: 'boolean' },
-        erase: { type: 'boolean' },
-        reason: { type: 'string' },
-        until: { type: 'string' },
-      },
-    });
-  } catch (e) {
-    return ctx.fail(`${(e as Error).message}\n\n${USERS_USAGE}`);
-  }
+  const parsed = parseCommandLine(
+    args,
+    {
+      config: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      name: { type: 'string' },
+      deactivated: { type: 'boolean' },
+      'no-guests': { type: 'boolean' },
+      admins: { type: 'boolean' },
+      waiting: { type: 'boolean' },
+      'order-by': { type: 'string' },
+      reverse: { type: 'boolean' },
+      'password-stdin': { type: 'boolean' },
+      'keep-sessions': { type: 'boolean' },
+      admin: { type: 'boolean' },
+      'no-admin': { type: 'boolean' },
+      displayname: { type: 'string' },
+      'no-displayname': { type: 'boolean' },
+      'avatar-url': { type: 'string' },
+      'no-avatar': { type: 'boolean' },
+      'user-type': { type: 'string' },
+      'no-user-type': { type: 'boolean' },
+      activate: { type: 'boolean' },
+      erase: { type: 'boolean' },
+      reason: { type: 'string' },
+      until: { type: 'string' },
+    },
+    USERS_USAGE,
+    ctx,
+  );
   const { values, positionals } = parsed;
   if (values.help) return ctx.out(USERS_USAGE);
   const [command, ...rest] = positionals;
