@@ -97,6 +97,7 @@ export class Mailer {
   async sendValidation(kind: MailKind, to: string, vars: ValidationMailVars): Promise<void> {
     const recipient = singleAddress(to);
     if (recipient === null) throw new MailDeliveryError('mail not sent: the recipient is not one email address');
+    // The mail names the address it is sent to, whatever `vars.address` says.
     const templateVars = { ...vars, address: recipient, app_name: this.config.app_name };
     let text: string;
     let html: string;
