@@ -15,6 +15,7 @@ import * as syncStreams from './20261129080000_sync_streams.js';
 import * as sync from './20261129090000_sync.js';
 import * as e2eKeys from './20261129100000_e2e_keys.js';
 import * as push from './20261129110000_push.js';
+import * as threepids from './20261129120000_threepids.js';
 
 interface Migration {
   up(knex: Knex): Promise<void>;
@@ -35,6 +36,7 @@ const migrations: Record<string, Migration> = {
   '20261129090000_sync': sync,
   '20261129100000_e2e_keys': e2eKeys,
   '20261129110000_push': push,
+  '20261129120000_threepids': threepids,
 };
 
 export const migrationSource: Knex.MigrationSource<string> = {

@@ -74,6 +74,10 @@ import { DummyStage } from './uia/stages/dummy.js';
 import { PasswordStage } from './uia/stages/password.js';
 import { RegistrationTokenStage } from './uia/stages/registration-token.js';
 import { TermsStage } from './uia/stages/terms.js';
+import { EmailIdentityStage } from './uia/stages/email-identity.js';
+import { ThreepidValidationHandler } from './handlers/threepid-validation.js';
+import { threepidValidationRoutes } from './http/routes/threepid.js';
+import { Mailer } from './mail/mailer.js';
 
 export interface GatehouseOptions {
   logger: Logger;
@@ -122,6 +126,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   // Templates first: a broken custom template stops the start before anything is opened.
   const pages = new Pages(config.templates.custom_template_directory, { server_name: config.server_name });
   pages.verify();
+  const mailer = config.email === null ? null : new Mailer(config.email, logger, { customTemplateDirectory: config.templates.custom_template_directory });
+  mailer?.verify();
   const db = openDatabase(config.database);
   const applied = await migrateToLatest(db);
   if (applied.length) logger.info({ migrations: applied }, 'database migrated');
@@ -145,6 +151,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     registration: new RateLimiter(buckets, 'rc_registration', config.rc_registration),
     registrationTokenValidity: new RateLimiter(buckets, 'rc_registration_token_validity', config.rc_registration_token_validity),
     loginTokenRequest: new RateLimiter(buckets, 'login_token_request', LOGIN_TOKEN_REQUEST_LIMIT),
+    threepidValidation: new RateLimiter(buckets, 'rc_3pid_validation', config.rc_3pid_validation),
   };
 
   const uia = new UiaEngine(
@@ -154,6 +161,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       new PasswordStage(config.server_name, hasher, limiters.failedAttempts),
       new RegistrationTokenStage(),
       new TermsStage(config.terms.policies),
+      new EmailIdentityStage(),
     ],
     config.ui_auth_session_lifetime,
     hasher,
@@ -170,6 +178,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const notifier: Notifier = pgNotifier ?? new LocalNotifier();
   const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined, undefined, notifier);
   const info = new ServerInfoHandler(config, signingKey);
+  const threepidValidation = new ThreepidValidationHandler(db, config, mailer, limiters.threepidValidation, logger);
   const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration, limiters.registrationTokenValidity);
   const loginTokens = new LoginTokenHandler(db, config, uia, limiters.loginTokenRequest);
   const login = new LoginHandler(db, config, sessions, hasher, limiters, loginTokens);
@@ -220,7 +229,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       adminTermsRoutes(router, terms, sessions, logger);
       adminModerationRoutes(router, accountState, sessions, logger);
       adminUserRoutes(router, userAdmin, userSessionsAdmin, sessions, logger);
-      pageRoutes(router, pages, fallback, invite, config);
+      pageRoutes(router, pages, fallback, invite, threepidValidation, config);
+      threepidValidationRoutes(router, threepidValidation);
       profileRoutes(router, profiles, config, sessions, logger);
       userDirectoryRoutes(router, userDirectory, sessions, logger);
       syncRoutes(router, { sync, filters, accountData, toDevice, presence }, sessions, logger);
@@ -237,6 +247,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
     uia.expireSessions().catch((err: unknown) => logger.error({ err }, 'UIA session sweep failed'));
     sessions.sweepExpiredTokens().catch((err: unknown) => logger.error({ err }, 'expired token sweep failed'));
     loginTokens.sweepExpired().catch((err: unknown) => logger.error({ err }, 'expired login token sweep failed'));
+    threepidValidation.sweepExpired().catch((err: unknown) => logger.error({ err }, 'expired email validation sweep failed'));
   }, sweepInterval(config.ui_auth_session_lifetime));
   sweep.unref();
 
@@ -277,6 +288,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       );
       await preparedLookup?.close();
       await pgNotifier?.close();
+      mailer?.close();
       await db.destroy();
     },
   };

@@ -11,7 +11,9 @@ import { parse as parseYaml } from 'yaml';
 import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit, SupportContact, WellKnownSupport } from './types.js';
 import { isFieldName } from '../domain/profiles.js';
 import { refuseRestrictiveKeys } from './restrictive-keys.js';
+import { emailConfig } from './email.js';
 import { keepVersionsAsWritten, termsConfig } from './terms.js';
+import { threepidPolicyConfig } from './threepid-policy.js';
 import { parseDuration, parseSize } from './units.js';
 
 export class ConfigError extends Error {
@@ -435,6 +437,10 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     enable_set_displayname: root.boolean('enable_set_displayname', true),
     enable_set_avatar_url: root.boolean('enable_set_avatar_url', true),
     enable_3pid_changes: root.boolean('enable_3pid_changes', true),
+    email: emailConfig(root, track, errors, baseDir),
+    registrations_require_3pid: requiredThreepids(root, errors),
+    threepid_policy: threepidPolicyConfig(root, track, errors),
+    request_token_inhibit_3pid_errors: root.boolean('request_token_inhibit_3pid_errors', false),
     profile_fields: profileFields(track(root.section('profile_fields')), errors),
     require_auth_for_profile_requests: root.boolean('require_auth_for_profile_requests', false),
     limit_profile_requests_to_users_who_share_rooms: root.boolean('limit_profile_requests_to_users_who_share_rooms', false),
@@ -447,6 +453,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     },
     rc_registration: rateLimit(rcReg, { per_second: 0.17, burst_count: 3 }),
     rc_registration_token_validity: rateLimit(track(root.section('rc_registration_token_validity')), { per_second: 0.1, burst_count: 5 }),
+    rc_3pid_validation: rateLimit(track(root.section('rc_3pid_validation')), { per_second: 0.003, burst_count: 5 }),
     // Synapse: refreshable tokens default to 5 minutes, refresh tokens and
     // non-refreshable access tokens to "never expire".
     refreshable_access_token_lifetime: root.duration('refreshable_access_token_lifetime', 5 * 60_000),
@@ -471,9 +478,12 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   const refusals = refuseRestrictiveKeys(raw);
   errors.push(...refusals.problems);
 
-  // A refused verification step (registration tokens, CAPTCHA...) says what is wrong already.
-  // A registration token is a verification step of its own (as Synapse).
-  const verified = config.registration_requires_token;
+  if (config.registrations_require_3pid.includes('email') && config.email === null)
+    errors.push('registrations_require_3pid: email addresses cannot be verified without an `email` section (SMTP settings); add one, or remove email from the list');
+
+  // A refused verification step (CAPTCHA...) says what is wrong already.
+  // A registration token and a required email address are verification steps of their own (as Synapse).
+  const verified = config.registration_requires_token || config.registrations_require_3pid.length > 0;
   if (config.enable_registration && !config.enable_registration_without_verification && !verified && !refusals.gatesRegistration) {
     // As Synapse: open registration with no verification step must be asked for explicitly.
     errors.push(
@@ -494,6 +504,24 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   if (errors.length) throw new ConfigError(errors);
   const warnings = sections.flatMap((s) => s.unknownKeys()).map((k) => `unknown configuration key "${k}" is ignored`);
   return { config, warnings };
+}
+
+/**
+ * Synapse's registrations_require_3pid: a list of media. `email` is
+ * supported; `msisdn` (phone numbers) is not, and since it restricts
+ * registration the server refuses to start rather than ignore it.
+ */
+function requiredThreepids(root: Section, errors: string[]): 'email'[] {
+  const list = root.list('registrations_require_3pid') ?? [];
+  const out: 'email'[] = [];
+  list.forEach((m, i) => {
+    if (m === 'email') {
+      if (!out.includes('email')) out.push('email');
+    } else if (m === 'msisdn')
+      errors.push(`registrations_require_3pid[${i}]: msisdn (phone numbers) is not supported yet: Gatehouse cannot verify phone numbers; remove it`);
+    else errors.push(`registrations_require_3pid[${i}]: expected "email", got ${JSON.stringify(m)}`);
+  });
+  return out;
 }
 
 /** Synapse's TURN keys (top level), with Synapse's defaults: a lifetime of an hour, guests allowed. */

@@ -47,26 +47,10 @@ const enabledSection = (v: unknown) => !isObject(v) || isSet(v.enabled);
 export const RESTRICTIVE_KEYS: readonly RestrictiveKey[] = [
   // Registration.
   {
-    key: 'registrations_require_3pid',
-    restricts: unlessEmptyList,
-    why: 'Gatehouse cannot verify email addresses or phone numbers, so registration would ask for none. Remove the key or set it to [].',
-    gatesRegistration: true,
-  },
-  {
     key: 'enable_registration_captcha',
     restricts: unlessFalse,
     why: 'Gatehouse has no CAPTCHA stage (m.login.recaptcha), so registration would ask for none. Remove the key or set it to false.',
     gatesRegistration: true,
-  },
-  {
-    key: 'allowed_local_3pids',
-    restricts: unlessEmptyList,
-    why: 'Gatehouse cannot hold third-party identifiers (email addresses, phone numbers) to these patterns. Remove the key or set it to [].',
-  },
-  {
-    key: 'request_token_inhibit_3pid_errors',
-    restricts: unlessFalse,
-    why: 'Gatehouse cannot promise to hide whether an email address or phone number is in use. Remove the key or set it to false.',
   },
   {
     key: 'app_service_config_files',

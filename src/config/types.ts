@@ -1,6 +1,11 @@
 // The validated configuration. Key names follow Synapse's homeserver.yaml
 // wherever the feature exists in both, so admins can carry a config over.
 
+import type { ThreepidPolicy } from '../domain/threepids.js';
+import type { EmailConfig } from './email.js';
+
+export type { EmailConfig } from './email.js';
+
 export interface RateLimit {
   per_second: number;
   burst_count: number;
@@ -114,7 +119,16 @@ export interface Config {
 
   enable_set_displayname: boolean;
   enable_set_avatar_url: boolean;
+  /** Users may add and remove email addresses (Synapse's key; the `m.3pid_changes` capability). */
   enable_3pid_changes: boolean;
+  /** Synapse's `email` section: sending validation mail. null = no email (every email requestToken is M_THREEPID_MEDIUM_NOT_SUPPORTED). */
+  email: EmailConfig | null;
+  /** Synapse's key: registration needs a validated address of these media (only `email` is supported). */
+  registrations_require_3pid: 'email'[];
+  /** Which addresses may be registered or added: Synapse's allowed_local_3pids and ma1sd's domain lists. */
+  threepid_policy: ThreepidPolicy;
+  /** Synapse's key: requestToken does not tell whether an address is in use (or unknown, at password reset). */
+  request_token_inhibit_3pid_errors: boolean;
   /**
    * Which profile fields users may change (MSC4133's `m.profile_fields`
    * capability, Gatehouse's key): `enabled: false` allows none; `allowed`
@@ -139,6 +153,8 @@ export interface Config {
   rc_registration: RateLimit;
   /** GET /register/m.login.registration_token/validity, per client address. */
   rc_registration_token_validity: RateLimit;
+  /** The requestToken endpoints, per client address and per email address (Synapse's key). */
+  rc_3pid_validation: RateLimit;
 
   /** Milliseconds, or null for tokens that never expire. */
   refreshable_access_token_lifetime: number | null;

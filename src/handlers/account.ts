@@ -9,6 +9,7 @@ import * as E2eKeys from '../repositories/e2e-keys.js';
 import * as KeyBackup from '../repositories/key-backup.js';
 import * as Profiles from '../repositories/profiles.js';
 import * as SyncData from '../repositories/sync-data.js';
+import * as Threepids from '../repositories/threepids.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
 import { checkPassword } from './password-policy.js';
@@ -112,14 +113,15 @@ export class AccountHandler {
  * /_synapse/admin/v1/deactivate, PUT /_synapse/admin/v2/users with
  * `deactivated: true`) and from the command line. Every session ends (all
  * devices, access and refresh tokens), the password is removed, and the row
- * stays, so the localpart is never handed out again. Gatehouse stores no 3PIDs
- * yet; when it does, they are removed here. With `erase` (as Synapse) the
+ * stays, so the localpart is never handed out again. Its email addresses are
+ * unbound (as Synapse), so they can be registered again. With `erase` (as Synapse) the
  * display name and avatar are cleared and the account is marked erased.
  * Running it again on a deactivated account is harmless (and can still erase).
  */
 export async function deactivateAccount(trx: Knex, sessions: SessionHandler, userId: string, opts: { erase: boolean }): Promise<void> {
   await Users.markDeactivated(trx, userId);
   await sessions.endSessions(trx, userId, null);
+  await Threepids.deleteUserThreepids(trx, userId);
   // Filters, account data, pending to-device messages, presence.
   await SyncData.deleteUserSyncData(trx, userId);
   // As Synapse: cross-signing keys and key backups go too (device keys went with the devices).

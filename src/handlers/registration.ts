@@ -10,11 +10,16 @@ import type { RateLimiter } from '../ratelimit/limiter.js';
 import * as RegistrationTokens from '../repositories/registration-tokens.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
+import type { EmailIdentityState } from '../uia/stages/email-identity.js';
 import { REGISTRATION_TOKEN_RE } from '../uia/stages/registration-token.js';
+import * as Threepids from '../repositories/threepids.js';
+import { threepidInUse } from './threepid-validation.js';
 import { hasSession } from './account.js';
 import { createAccount, userInUse } from './accounts.js';
 import { checkPassword, describePasswordPolicy } from './password-policy.js';
 import type { IssuedSession, SessionHandler } from './sessions.js';
+
+const EMAIL_STAGE = 'm.login.email.identity';
 
 export interface RegisterRequest {
   username: string | null;
@@ -61,20 +66,32 @@ export class RegistrationHandler {
   ) {}
 
   /**
-   * The UIA flows registration offers, from config: the registration token
-   * first (as Synapse), then (when it lands) email per
-   * registrations_require_3pid, and the terms (m.login.terms, MSC1692) last;
-   * `m.login.dummy` only when nothing else is required. As Synapse, the terms
-   * are not a verification step: without one, registration needs
-   * enable_registration_without_verification (then the flow is the terms
-   * alone, or the dummy stage when there are none).
+   * The UIA flows registration offers, from config, as Synapse builds them:
+   * the registration token first, then the email address
+   * (`m.login.email.identity`: required with registrations_require_3pid, or
+   * else offered as a flow of its own when email is configured, so that a
+   * user may give an address), and the terms (m.login.terms, MSC1692) last;
+   * `m.login.dummy` for a flow that would be empty. As Synapse, the terms are
+   * not a verification step: without one, registration needs
+   * enable_registration_without_verification.
    */
   flows(): Flow[] {
-    const steps: string[] = [];
-    if (this.config.registration_requires_token) steps.push('m.login.registration_token');
-    if (steps.length === 0 && !this.config.enable_registration_without_verification) return [];
-    if (Object.keys(this.config.terms.policies).length > 0) steps.push('m.login.terms');
-    return steps.length > 0 ? [steps] : [['m.login.dummy']];
+    const token = this.config.registration_requires_token;
+    const email = this.config.email !== null;
+    const bodies: string[][] = [];
+    if (this.config.registrations_require_3pid.includes('email')) bodies.push([EMAIL_STAGE]);
+    else {
+      if (token || this.config.enable_registration_without_verification) bodies.push([]);
+      if (email) bodies.push([EMAIL_STAGE]);
+    }
+    // Without a verification step, an optional email flow would be the only way in: that needs
+    // registrations_require_3pid (config refuses open registration without verification otherwise).
+    if (!token && !this.config.enable_registration_without_verification && !this.config.registrations_require_3pid.includes('email')) return [];
+    const terms = Object.keys(this.config.terms.policies).length > 0;
+    return bodies.map((body) => {
+      const steps = [...(token ? ['m.login.registration_token'] : []), ...body, ...(terms ? ['m.login.terms'] : [])];
+      return steps.length > 0 ? steps : ['m.login.dummy'];
+    });
   }
 
   /**
@@ -159,6 +176,9 @@ export class RegistrationHandler {
     const passwordHash = auth.secretHashes.password;
     if (passwordHash === undefined) throw missingParam('Missing params: password');
     if (inUse) throw userInUse();
+    // The validated address becomes the account's (as Synapse); one bound to an account since is refused.
+    const email = auth.completed.includes(EMAIL_STAGE) ? (auth.stageState[EMAIL_STAGE] as EmailIdentityState) : null;
+    if (email && (await Threepids.findUserIdByThreepid(this.db, email.medium, email.address)) !== null) throw threepidInUse();
     await this.limiter.take(req.ip);
     const guestUserId = typeof p.guest_user_id === 'string' ? p.guest_user_id : null;
     const localpart = typeof p.username === 'string' ? p.username : await this.generateLocalpart();
@@ -175,6 +195,10 @@ export class RegistrationHandler {
         const account = { localpart, passwordHash, isAdmin: false, isGuest: false, displayname: localpart, approved };
         userId = await createAccount(trx, this.config.server_name, account, this.clock());
         if (!userId) throw userInUse();
+      }
+      if (email) {
+        const bound = { user_id: userId, medium: email.medium, address: email.address, validated_at: email.validated_at, added_at: this.clock() };
+        if (!(await Threepids.insertThreepid(trx, bound))) throw threepidInUse();
       }
       const result: RegistrationResult = { user_id: userId };
       await this.uia.complete(auth, trx, result);

@@ -21,6 +21,8 @@ export const TEMPLATE_NAMES = [
   'error.html',
   'invite.html',
   'invite_success.html',
+  'email_validation.html',
+  'email_validation_success.html',
 ] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 

@@ -584,7 +584,12 @@ describe('docs', () => {
     const { config } = buildConfig({ server_name: 'example.org' }, ROOT);
     const { config: pg } = buildConfig({ server_name: 'example.org', database: { name: 'psycopg2' } }, ROOT);
     // YAML key paths whose name differs from the validated Config's field.
-    const yamlName: Record<string, string> = { ui_auth_session_lifetime: 'ui_auth.session_lifetime' };
+    const yamlName: Record<string, string> = {
+      ui_auth_session_lifetime: 'ui_auth.session_lifetime',
+      'threepid_policy.allowedLocal3pids': 'allowed_local_3pids',
+      'threepid_policy.emailDomainWhitelist': 'register.policy.threepid.email.domain.whitelist',
+      'threepid_policy.emailDomainBlacklist': 'register.policy.threepid.email.domain.blacklist',
+    };
     const keys: string[] = [];
     const walk = (value: unknown, path: string) => {
       if (path === 'database') {
@@ -593,7 +598,7 @@ describe('docs', () => {
       } else if (Array.isArray(value)) {
         // A list of mappings documents its fields; a list of strings (turn_uris) is one key.
         if (typeof value[0] === 'object' && value[0] !== null) for (const k of Object.keys(value[0] as object)) keys.push(`${path}[].${k}`);
-        else keys.push(path);
+        else keys.push(yamlName[path] ?? path);
       } else if (typeof value === 'object' && value !== null && !('per_second' in value)) {
         for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k);
       } else keys.push(yamlName[path] ?? path);

@@ -98,6 +98,13 @@ const BODY_ROUTES: Route[] = [
   `PUT ${V3}/room_keys/keys`,
   `PUT ${V3}/room_keys/keys/{roomId}`,
   `PUT ${V3}/room_keys/keys/{roomId}/{sessionId}`,
+  `POST ${V3}/register/email/requestToken`,
+  `POST ${V3}/account/3pid/email/requestToken`,
+  `POST ${V3}/account/password/email/requestToken`,
+  `POST ${V3}/register/msisdn/requestToken`,
+  `POST ${V3}/account/3pid/msisdn/requestToken`,
+  `POST ${V3}/account/password/msisdn/requestToken`,
+  'POST /_gatehouse/client/email/submit_token',
 ];
 /** Served routes whose request has no body: they ignore any valid JSON. */
 const NO_BODY_ROUTES: Route[] = [
@@ -136,7 +143,7 @@ const fill = (path: string, deviceId: string, userId: string) =>
  * route under the same limits and strict UTF-8, and answered in HTML: fallback-pages.test.ts and
  * invite-page.test.ts test their bodies.
  */
-const FORM_ROUTES: Route[] = [`POST ${V3}/auth/{stage}/fallback/web`, 'POST /_gatehouse/invite/{token}'];
+const FORM_ROUTES: Route[] = [`POST ${V3}/auth/{stage}/fallback/web`, 'POST /_gatehouse/invite/{token}', 'POST /_gatehouse/client/email/validate'];
 
 /** The POST/PUT/PATCH/DELETE routes of docs/endpoints.md's "Implemented" section, `{v3,r0}` read as v3. */
 function documentedRoutesWithMethodsThatMayCarryABody(): Route[] {

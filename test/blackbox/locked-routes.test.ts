@@ -43,6 +43,15 @@ const PUBLIC = new Map<string, string>([
   ['POST /_matrix/client/v3/auth/:stage/fallback/web', 'the UIA session'],
   ['GET /_gatehouse/invite/:token', 'the registration token'],
   ['POST /_gatehouse/invite/:token', 'the registration token'],
+  ['POST /_matrix/client/v3/register/email/requestToken', 'none (rate-limited; a mail to the address)'],
+  ['POST /_matrix/client/v3/account/3pid/email/requestToken', 'none (rate-limited; a mail to the address)'],
+  ['POST /_matrix/client/v3/account/password/email/requestToken', 'none (rate-limited; a mail to the address)'],
+  ['POST /_matrix/client/v3/register/msisdn/requestToken', 'none (not supported)'],
+  ['POST /_matrix/client/v3/account/3pid/msisdn/requestToken', 'none (not supported)'],
+  ['POST /_matrix/client/v3/account/password/msisdn/requestToken', 'none (not supported)'],
+  ['POST /_gatehouse/client/email/submit_token', 'the validation token'],
+  ['GET /_gatehouse/client/email/validate', 'the validation token'],
+  ['POST /_gatehouse/client/email/validate', 'the validation token'],
   // Public reads (as Synapse) unless require_auth_for_profile_requests, which makes them requireAuth routes;
   // with limit_profile_requests_to_users_who_share_rooms a sent token is checked by authenticate.
   ['GET /_synapse/admin/v1/server_version', 'none (as Synapse)'],

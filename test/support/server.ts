@@ -92,6 +92,7 @@ export async function startServer(
     rc_login: { address: OPEN, account: OPEN, failed_attempts: OPEN },
     rc_registration: OPEN,
     rc_registration_token_validity: OPEN,
+    rc_3pid_validation: OPEN,
     log_level: 'info',
     // Fast hashing keeps the suites quick; the parameters are still argon2id.
     argon2: { memory_cost: 1024, time_cost: 1, parallelism: 1 },

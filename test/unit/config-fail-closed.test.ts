@@ -16,10 +16,7 @@ const BASE = '/etc/gatehouse';
  * YAML's empty value, "the default").
  */
 const SAMPLES: Record<string, { restricting: unknown[]; harmless: unknown[] }> = {
-  registrations_require_3pid: { restricting: [['email'], ['msisdn'], ['email', 'msisdn'], 'email'], harmless: [[], null] },
   enable_registration_captcha: { restricting: [true, 'yes'], harmless: [false, null] },
-  allowed_local_3pids: { restricting: [[{ medium: 'email', pattern: '^[^@]+@example\\.org$' }], {}], harmless: [[], null] },
-  request_token_inhibit_3pid_errors: { restricting: [true], harmless: [false, null] },
   app_service_config_files: { restricting: [['/etc/synapse/bridge.yaml'], '/etc/synapse/bridge.yaml'], harmless: [[], null] },
   'password_config.enabled': { restricting: ['only_for_reauth'], harmless: [true, false, null] },
   'password_config.localdb_enabled': { restricting: [false, 'false'], harmless: [true, null] },
@@ -91,11 +88,12 @@ describe('the table of restrictive keys', () => {
       'require_auth_for_profile_requests',
       'limit_profile_requests_to_users_who_share_rooms',
       'user_directory.enabled',
+      'registrations_require_3pid',
+      'allowed_local_3pids',
+      'request_token_inhibit_3pid_errors',
     ])
       expect(keys).not.toContain(k);
     for (const k of [
-      'registrations_require_3pid',
-      'allowed_local_3pids',
       'enable_registration_captcha',
       'password_config.localdb_enabled',
       'limit_usage_by_mau',
@@ -135,7 +133,7 @@ describe.each(cases)('$key', ({ key, restricting, harmless }) => {
 describe('refusals', () => {
   it('reports every refused key at once, with the rest of the problems', () => {
     const problems = problemsOf({
-      registrations_require_3pid: ['email'],
+      enable_registration_captcha: true,
       hs_disabled: true,
       password_config: { localdb_enabled: false, policy: { minimum_length: 'eight' } },
     });
@@ -144,7 +142,7 @@ describe('refusals', () => {
         'hs_disabled',
         'password_config.localdb_enabled',
         'password_config.policy.minimum_length',
-        'registrations_require_3pid',
+        'enable_registration_captcha',
       ].sort(),
     );
   });
@@ -161,17 +159,28 @@ describe('refusals', () => {
 
   it('a refused registration step stands in for "open registration without verification"', () => {
     // Synapse accepts open registration behind a token, CAPTCHA or 3PID: the only problem is the unsupported step.
-    for (const step of [{ enable_registration_captcha: true }, { registrations_require_3pid: ['email'] }]) {
-      const problems = problemsOf({ enable_registration: true, ...step });
-      expect(problems).toHaveLength(1);
-      expect(problems[0]).toMatch(/^[\w.]+: not supported yet: /);
-    }
+    const refused = problemsOf({ enable_registration: true, enable_registration_captcha: true });
+    expect(refused).toHaveLength(1);
+    expect(refused[0]).toMatch(/^enable_registration_captcha: not supported yet: /);
     // A registration token (implemented) is a verification step of its own, as in Synapse.
     const { config } = buildConfig({ server_name: 'example.org', enable_registration: true, registration_requires_token: true }, BASE);
     expect(config.registration_requires_token).toBe(true);
     // A refusal that has nothing to do with registration leaves that error in place.
     const problems = problemsOf({ enable_registration: true, hs_disabled: true });
     expect(problems.map((p) => p.split(':')[0]).sort()).toEqual(['enable_registration', 'hs_disabled']);
+  });
+
+  it('registrations_require_3pid: email needs an email section; msisdn is refused as not supported', () => {
+    const noEmail = problemsOf({ enable_registration: true, registrations_require_3pid: ['email'] });
+    expect(noEmail).toEqual([expect.stringMatching(/^registrations_require_3pid: email addresses cannot be verified without an `email` section/)]);
+    expect(problemsOf({ registrations_require_3pid: ['msisdn'] })).toEqual([expect.stringMatching(/^registrations_require_3pid\[0\]: msisdn .*not supported yet/)]);
+    expect(problemsOf({ registrations_require_3pid: 'email' })).toEqual([expect.stringMatching(/^registrations_require_3pid: expected a list/)]);
+    expect(problemsOf({ registrations_require_3pid: ['fax'] })).toEqual([expect.stringMatching(/^registrations_require_3pid\[0\]: expected "email"/)]);
+    // With an email section, a required email address is a verification step of its own (as Synapse).
+    const email = { smtp_host: 'localhost', notif_from: 'Gatehouse <noreply@example.org>' };
+    const { config } = buildConfig({ server_name: 'example.org', enable_registration: true, registrations_require_3pid: ['email'], email }, BASE);
+    expect(config.registrations_require_3pid).toEqual(['email']);
+    expect(config.email).not.toBeNull();
   });
 
   it('keeps the type error for password_config.enabled values that are neither boolean nor only_for_reauth', () => {

@@ -15,6 +15,7 @@ import type { Config } from '../../config/types.js';
 import { forbidden, MatrixError, missingParam } from '../../errors.js';
 import type { FallbackHandler, FallbackView } from '../../handlers/fallback.js';
 import type { InviteForm, InviteHandler, InviteState } from '../../handlers/invite.js';
+import type { ThreepidValidationHandler } from '../../handlers/threepid-validation.js';
 import { formBody } from '../middleware/body.js';
 import type { Pages } from '../pages.js';
 
@@ -22,11 +23,19 @@ import type { Pages } from '../pages.js';
 export const PAGE_FORM_PATHS: readonly RegExp[] = [
   /^\/_matrix\/client\/(?:v3|r0)\/auth\/[^/]+\/fallback\/web\/?$/,
   /^\/_gatehouse\/invite\/[^/]+\/?$/,
+  /^\/_gatehouse\/client\/email\/validate\/?$/,
 ];
 
 const TOKEN_STAGE = 'm.login.registration_token';
 
-export function pageRoutes(router: Router, pages: Pages, fallback: FallbackHandler, invite: InviteHandler, config: Config): void {
+export function pageRoutes(
+  router: Router,
+  pages: Pages,
+  fallback: FallbackHandler,
+  invite: InviteHandler,
+  validation: ThreepidValidationHandler,
+  config: Config,
+): void {
   /** Runs a page route; a MatrixError becomes an HTML error page with its status (and headers, e.g. Retry-After). */
   const page = (handler: (ctx: Context) => Promise<void>) => async (ctx: Context) => {
     try {
@@ -113,6 +122,28 @@ export function pageRoutes(router: Router, pages: Pages, fallback: FallbackHandl
     }
   }));
 
+  // GET /_gatehouse/client/email/validate (?sid=&client_secret=&token=, the link in a validation mail):
+  // a page with a button. Opening it validates nothing, since mail scanners open links.
+  router.get('/_gatehouse/client/email/validate', page(async (ctx) => {
+    const params = validationParams(new URLSearchParams(ctx.querystring));
+    const purpose = await validation.purposeOf(params.sid);
+    pages.send(ctx, 200, 'email_validation.html', { sid: params.sid, client_secret: params.clientSecret, token: params.token, purpose });
+  }));
+
+  // POST /_gatehouse/client/email/validate (the page's form): validates, then goes to next_link if the request gave one.
+  router.post('/_gatehouse/client/email/validate', page(async (ctx) => {
+    sameOrigin(ctx);
+    const params = validationParams(await formBody(ctx));
+    const { nextLink, purpose } = await validation.submitToken(params);
+    if (nextLink !== null) {
+      ctx.status = 302;
+      ctx.set('Location', nextLink);
+      ctx.body = '';
+      return;
+    }
+    pages.send(ctx, 200, 'email_validation_success.html', { purpose });
+  }));
+
   /** The form of a fallback stage: the token field, or the terms' documents and their box. */
   function stageForm(ctx: Context, status: number, stage: string, session: string, view: FallbackView, extra: { error?: string; token?: string }) {
     // `myurl` and `error` (only when there is one) as Synapse passes them, so Synapse's templates work too.
@@ -166,6 +197,17 @@ function sessionOf(ctx: Context, form: URLSearchParams | null): string {
   if (values.length === 0 || values[0] === '') throw missingParam('No session supplied');
   if (values.some((v) => v !== values[0])) throw new MatrixError(400, 'M_INVALID_PARAM', 'The session is given more than once');
   return values[0]!;
+}
+
+/** sid, client_secret and token of a validation link or its form, each once (400 M_MISSING_PARAM / M_INVALID_PARAM). */
+function validationParams(p: URLSearchParams): { sid: string; clientSecret: string; token: string } {
+  const one = (name: string) => {
+    const values = p.getAll(name);
+    if (values.length === 0 || values[0] === '') throw missingParam(`Missing parameter: ${name}`);
+    if (values.length > 1) throw new MatrixError(400, 'M_INVALID_PARAM', `${name} is given more than once`);
+    return values[0]!;
+  };
+  return { sid: one('sid'), clientSecret: one('client_secret'), token: one('token') };
 }
 
 /** Refuses a form that the browser says was sent from another site's page (Sec-Fetch-Site; absent in old browsers). */
