@@ -66,6 +66,19 @@ refreshable_access_token_lifetime: 5m
 # registration_requires_token: true
 # registration_requires_approval: true
 
+# Email: confirm addresses at registration, let people reset a forgotten
+# password and sign in with their address (docs/admin-guide.md, "Email").
+# email:
+#   smtp_host: mail.${opts.serverName}
+#   smtp_port: 587
+#   smtp_user: matrix
+#   smtp_pass: "<password>"
+#   require_transport_security: true
+#   notif_from: "%(app)s <noreply@${opts.serverName}>"
+#   app_name: Matrix
+# Registration then needs a confirmed address (it is also offered without this).
+# registrations_require_3pid: [email]
+
 # Let users find each other by name (Synapse's default, false, finds only
 # people who share a room).
 user_directory:

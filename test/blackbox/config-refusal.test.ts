@@ -1,5 +1,5 @@
 // `gatehouse start` refuses a config that asks for a restriction Gatehouse
-// cannot honour (here registration tokens) instead of starting more open than
+// cannot honour (here a CAPTCHA) instead of starting more open than
 // the config says; a value that restricts nothing starts with a warning.
 
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -34,24 +34,24 @@ function writeConfig(name: string, extra: Record<string, unknown>): string {
 }
 
 describe('restrictive keys at start', () => {
-  it('start exits 1 naming registrations_require_3pid as not supported, before creating anything', async () => {
-    const file = writeConfig('token', { registrations_require_3pid: ['email'] });
+  it('start exits 1 naming enable_registration_captcha as not supported, before creating anything', async () => {
+    const file = writeConfig('token', { enable_registration_captcha: true });
     const r = await run(['start', '--config', file], dir);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file}: invalid configuration`);
-    expect(r.stderr).toMatch(/registrations_require_3pid: not supported yet: /);
-    // Synapse accepts open registration behind a 3PID: it is the one problem, not "without verification".
+    expect(r.stderr).toMatch(/enable_registration_captcha: not supported yet: /);
+    // Synapse accepts open registration behind a CAPTCHA: it is the one problem, not "without verification".
     expect(r.stderr).not.toContain('enable_registration_without_verification');
     expect(r.stdout).toBe('');
     expect(existsSync(join(dir, 'token-data'))).toBe(false);
   });
 
   it('a value that restricts nothing is a warning, and the config loads', async () => {
-    const file = writeConfig('no-token', { registrations_require_3pid: [], enable_registration_without_verification: true });
+    const file = writeConfig('no-token', { enable_registration_captcha: false, enable_registration_without_verification: true });
     const r = await run(['migrate', '--config', file], dir);
     expect(r.code).toBe(0);
     expect(r.stderr).toContain('warning');
-    expect(r.stderr).toContain('unknown configuration key "registrations_require_3pid" is ignored');
+    expect(r.stderr).toContain('unknown configuration key "enable_registration_captcha" is ignored');
     expect(existsSync(join(dir, 'no-token-data/homeserver.db'))).toBe(true);
   });
 });
