@@ -4,6 +4,7 @@
 // nodemailer's error codes only: never the server's reply text (it may echo
 // the recipient's address) and never the SMTP password.
 
+import { domainToASCII } from 'node:url';
 import nodemailer, { type Mail } from 'nodemailer';
 import type { SMTPSentMessageInfo, SMTPTransportOptions } from 'nodemailer/lib/smtp-transport';
 import addressparser from 'nodemailer/lib/addressparser';
@@ -111,12 +112,15 @@ export class Mailer {
     // No line break may reach a header, whatever server_name or app_name hold.
     const subject = formatPlaceholders(subjectTemplate, { server_name: vars.server_name, app: this.config.app_name }).replace(/[\r\n]+/g, ' ');
 
+    // RFC 5321 domains are ASCII: a Unicode domain travels as punycode (the mail's text shows it in Unicode).
+    const at = recipient.lastIndexOf('@');
+    const asciiRecipient = `${recipient.slice(0, at)}@${domainToASCII(recipient.slice(at + 1)) || recipient.slice(at + 1)}`;
     try {
       const info = await this.transport.sendMail({
         from: this.config.notif_from,
-        to: { name: '', address: recipient },
+        to: { name: '', address: asciiRecipient },
         // The envelope names the one recipient, whatever the headers say.
-        envelope: { from: envelopeSender(this.config.notif_from), to: [recipient] },
+        envelope: { from: envelopeSender(this.config.notif_from), to: [asciiRecipient] },
         subject,
         text,
         html,

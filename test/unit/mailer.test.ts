@@ -118,6 +118,15 @@ describe('a validation mail', () => {
     expect(mail.html).toMatch(text);
   });
 
+  it('sends to a Unicode domain in its ASCII (punycode) form, and names it in Unicode in the text', async () => {
+    const { m } = mailer(config(emailSection(smtp)));
+    await m.sendValidation('registration', 'bob@bücher.example', vars('bob@bücher.example'));
+    // smtp-server shows RCPT TO's punycode domain decoded; the header is as sent.
+    const mail = await smtp.waitFor('bob@bücher.example');
+    expect(mail.raw).toMatch(/^To: bob@xn--bcher-kva\.example\r?$/m);
+    expect(mail.text).toContain('bob@bücher.example');
+  });
+
   it('escapes the variables in the HTML body, not in the text body', async () => {
     const { m } = mailer(config(emailSection(smtp)));
     const to = "o'neil&co@example.org";
