@@ -17,7 +17,8 @@ export function accountRoutes(router: Router, account: AccountHandler, sessions:
 
   const auth = requireAuth(sessions, logger);
 
-  // POST /_matrix/client/v3/account/password: a change with an access token, a reset by email without one.
+  // POST /_matrix/client/v3/account/password
+  // A change with an access token; a reset by email without one.
   router.post(clientPaths('/account/password'), optionalAuth(sessions, logger), async (ctx) => {
     const requester = optionalRequesterOf(ctx);
     // Without email there is no reset: 401 M_MISSING_TOKEN as before, whatever the body.
