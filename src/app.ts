@@ -11,7 +11,7 @@ import type { Config } from './config/types.js';
 import { PasswordHasher } from './crypto/passwords.js';
 import { generateSigningKey, loadOrCreateSigningKey, type SigningKey } from './crypto/signing-key.js';
 import { dialectOf, migrateToLatest, openDatabase } from './db/database.js';
-import { AccountHandler } from './handlers/account.js';
+import { AccountHandler, passwordResetFlows } from './handlers/account.js';
 import { AccountStateHandler } from './handlers/account-state.js';
 import { AccountApprovalHandler } from './handlers/admin/account-approval.js';
 import { createAdminUser } from './handlers/admin/bootstrap.js';
@@ -190,8 +190,13 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const accountState = new AccountStateHandler(db, config.server_name);
   const userAdmin = new UserAdminHandler(db, config, hasher, sessions, accountState, new AccountApprovalHandler(db, config.server_name));
   const userSessionsAdmin = new UserSessionsAdminHandler(db, config.server_name, sessions);
-  // Fallback pages exist for registration's stages only (the token, the terms).
-  const fallback = new FallbackHandler(uia, (operation) => (operation === 'POST /register' ? registration.flows() : []));
+  // Fallback pages exist for registration's stages (the token, the terms, the email) and the password reset's email stage.
+  const fallback = new FallbackHandler(
+    uia,
+    (operation, userId) =>
+      operation === 'POST /register' ? registration.flows() : operation === 'POST /account/password' && userId === null ? passwordResetFlows(config) : [],
+    threepidValidation,
+  );
   const invite = new InviteHandler(db, config, registration, uia, limiters.registrationTokenValidity);
   const profiles = new ProfileHandler(db, config);
   const userDirectory = new UserDirectoryHandler(db, config);

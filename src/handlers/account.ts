@@ -1,9 +1,10 @@
-// The signed-in user's account: whoami, password change, deactivation.
+// The signed-in user's account: whoami, password change, deactivation; and
+// the password reset by email of someone who cannot sign in.
 
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
-import { forbidden, missingParam } from '../errors.js';
+import { forbidden, MatrixError, missingParam, missingToken } from '../errors.js';
 import * as UserAdmin from '../repositories/user-admin.js';
 import * as E2eKeys from '../repositories/e2e-keys.js';
 import * as KeyBackup from '../repositories/key-backup.js';
@@ -12,8 +13,12 @@ import * as SyncData from '../repositories/sync-data.js';
 import * as Threepids from '../repositories/threepids.js';
 import * as Users from '../repositories/users.js';
 import type { Flow, UiaEngine } from '../uia/engine.js';
+import type { EmailIdentityState } from '../uia/stages/email-identity.js';
 import { checkPassword } from './password-policy.js';
 import type { Requester, SessionHandler } from './sessions.js';
+import { threepidNotFound } from './threepid-validation.js';
+
+const EMAIL_STAGE = 'm.login.email.identity';
 
 /** Whether a UIA `auth` dict names a session (whose earlier requests may have given what this one leaves out). */
 export const hasSession = (auth: unknown): boolean =>
@@ -27,6 +32,15 @@ export const hasSession = (auth: unknown): boolean =>
  */
 export function reauthFlows(config: Pick<Config, 'password_config'>): Flow[] {
   return config.password_config.enabled ? [['m.login.password']] : [];
+}
+
+/**
+ * The flows of a password reset (POST /account/password without an access
+ * token): proving control of an address bound to the account. None when the
+ * server sends no mail (no `email` section) or passwords are disabled.
+ */
+export function passwordResetFlows(config: Pick<Config, 'email' | 'password_config'>): Flow[] {
+  return config.email !== null && config.password_config.enabled ? [[EMAIL_STAGE]] : [];
 }
 
 export class AccountHandler {
@@ -78,6 +92,75 @@ export class AccountHandler {
       await this.uia.complete(auth, trx);
       await Users.setPasswordHash(trx, requester.userId, hash);
       if (logoutDevices) await this.sessions.endSessions(trx, requester.userId, null, requester.deviceId);
+    });
+    return {};
+  }
+
+  /**
+   * Throws 401 M_MISSING_TOKEN when there is no password reset (no `email`
+   * section), for POST /account/password without a token to answer before
+   * reading the body, as a route that needs a token does.
+   */
+  checkResetAvailable(): void {
+    // Synapse offers [[m.login.email.identity]] even with no email configured, a flow no
+    // client can complete; with no way to reset, Gatehouse answers as any route that needs a token.
+    if (this.config.email === null) throw missingToken();
+  }
+
+  /**
+   * POST /account/password without an access token: a password reset (spec:
+   * "Password management": "The homeserver may change the flows available
+   * depending on whether a valid access token is provided"). The one flow is
+   * `m.login.email.identity` with a validation session made by
+   * /account/password/email/requestToken; the account is the one the
+   * validated address is bound to when the reset completes. As a change, the
+   * UIA session remembers `new_password` (hashed) and `logout_devices`, a
+   * repeat of the completed request answers {} and changes nothing, and with
+   * logout_devices (the default) every session of the account ends.
+   *
+   * Errors: 401 M_MISSING_TOKEN (no `email` section: there is no way to reset),
+   * 403 M_FORBIDDEN (passwords disabled), 400 M_WEAK_PASSWORD and
+   * M_MISSING_PARAM (before UIA), UIA's 401, 400 M_THREEPID_NOT_FOUND (the
+   * address is bound to no account now, e.g. deactivated since), 401
+   * M_USER_LOCKED (the account is locked).
+   */
+  async resetPassword(req: { newPassword: string | null; logoutDevices: boolean | null; auth: unknown; ip: string }): Promise<Record<string, never>> {
+    this.checkResetAvailable();
+    if (!this.config.password_config.enabled) throw forbidden('Password changes are disabled');
+    if (req.newPassword === null && !hasSession(req.auth)) throw missingParam('Missing parameter: new_password');
+    if (req.newPassword !== null) checkPassword(req.newPassword, this.config.password_config.policy);
+    const auth = await this.uia.authenticate(
+      {
+        name: 'POST /account/password',
+        // Nobody is signed in: the account is known only once the address is proved.
+        userId: null,
+        params: req.logoutDevices === null ? {} : { logout_devices: req.logoutDevices },
+        secrets: req.newPassword === null ? {} : { new_password: req.newPassword },
+        clientIp: req.ip,
+      },
+      passwordResetFlows(this.config),
+      req.auth,
+    );
+    if (auth.previous) return {};
+    const hash = auth.secretHashes.new_password;
+    if (hash === undefined) throw missingParam('Missing parameter: new_password');
+    const proved = auth.stageState[EMAIL_STAGE] as EmailIdentityState | undefined;
+    if (!proved) throw new Error('password reset authenticated without an email validation');
+    const logoutDevices = auth.params.logout_devices !== false;
+    await this.db.transaction(async (trx) => {
+      // Looked up in the transaction, so that an address unbound meanwhile resets nothing.
+      const userId = await Threepids.findUserIdByThreepid(trx, proved.medium, proved.address);
+      // As Synapse ("Email address not found"); deactivation unbinds an account's addresses.
+      if (userId === null) throw threepidNotFound();
+      const user = await Users.lockUser(trx, userId);
+      if (!user || user.deactivated) throw threepidNotFound();
+      // Synapse resets a locked account's password too. Gatehouse refuses: a lock is an admin's
+      // hold on the account, and whoever controls its mailbox (perhaps the reason for the lock)
+      // must not be able to set a password that is waiting for them once it is lifted.
+      if (Users.isInForce(user.lock, Date.now())) throw new MatrixError(401, 'M_USER_LOCKED', 'This account has been locked');
+      await this.uia.complete(auth, trx);
+      await Users.setPasswordHash(trx, userId, hash);
+      if (logoutDevices) await this.sessions.endSessions(trx, userId, null);
     });
     return {};
   }

@@ -23,6 +23,7 @@ export const TEMPLATE_NAMES = [
   'invite_success.html',
   'email_validation.html',
   'email_validation_success.html',
+  'email_identity.html',
 ] as const;
 export type TemplateName = (typeof TEMPLATE_NAMES)[number];
 

@@ -139,11 +139,11 @@ export class UiaEngine {
     return outcome;
   }
 
-  /** The session's operation, and whether it may still be continued (for a fallback page). */
-  async describeSession(sessionId: string): Promise<{ operation: string; completed: string[] } | null> {
+  /** The session's operation (and its user: null before sign-in), and whether it may still be continued (for a fallback page). */
+  async describeSession(sessionId: string): Promise<{ operation: string; userId: string | null; completed: string[] } | null> {
     const row = /^[A-Za-z0-9]{1,64}$/.test(sessionId) ? await Sessions.findSession(this.db, sessionId) : null;
     if (!row || row.expires_ts <= this.clock() || row.result !== null) return null;
-    return { operation: row.operation, completed: row.completed };
+    return { operation: row.operation, userId: row.user_id, completed: row.completed };
   }
 
   /**

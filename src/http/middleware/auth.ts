@@ -43,6 +43,13 @@ export interface AuthOptions {
    * are refused call `forbidIfSuspended` from their handler instead.
    */
   forbidWhenSuspended?: boolean;
+  /**
+   * The route also serves requests that carry no access token (only POST
+   * /account/password: a password reset by email). A request that carries one,
+   * valid or not, is held to it exactly as on any other route; the handler
+   * gets a null requester only when none is sent. Set by `optionalAuth`.
+   */
+  optional?: boolean;
 }
 
 /**
@@ -79,6 +86,38 @@ export function requireAuth(sessions: SessionHandler, logger: Logger, opts: Auth
     },
     { admin: false, ...opts },
   );
+}
+
+/**
+ * Whether the request tries to send an access token at all: an Authorization
+ * header (even a malformed one) or an `access_token` query parameter (even an
+ * empty one). As Synapse's `has_access_token`: such a request is never
+ * treated as one without a token.
+ */
+function sendsAccessToken(ctx: Context): boolean {
+  return ctx.get('authorization') !== '' || ctx.query.access_token !== undefined;
+}
+
+/**
+ * Like requireAuth for a request that sends a token (the same errors: 401
+ * M_MISSING_TOKEN for a malformed one, M_UNKNOWN_TOKEN, M_USER_LOCKED...);
+ * a request that sends none goes on with a null requester (`optionalRequesterOf`).
+ */
+export function optionalAuth(sessions: SessionHandler, logger: Logger, opts: Omit<AuthOptions, 'optional' | 'signOut'> = {}) {
+  const auth = requireAuth(sessions, logger, opts);
+  return declared(
+    async (ctx: Context, next: Next) => {
+      if (sendsAccessToken(ctx)) return auth(ctx, next);
+      ctx.state.requester = null;
+      await next();
+    },
+    { admin: false, ...opts, optional: true },
+  );
+}
+
+/** The requester of a route behind `optionalAuth`: null when the request sent no access token. */
+export function optionalRequesterOf(ctx: Context): Requester | null {
+  return (ctx.state.requester as Requester | null | undefined) ?? null;
 }
 
 export function requesterOf(ctx: Context): Requester {

@@ -12,8 +12,10 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Config } from '../../config/types.js';
+import { randomString } from '../../crypto/tokens.js';
+import { CLIENT_SECRET_RE } from '../../domain/threepids.js';
 import { forbidden, MatrixError, missingParam } from '../../errors.js';
-import type { FallbackHandler, FallbackView } from '../../handlers/fallback.js';
+import { EMAIL_STAGE, type FallbackHandler, type FallbackView } from '../../handlers/fallback.js';
 import type { InviteForm, InviteHandler, InviteState } from '../../handlers/invite.js';
 import type { ThreepidValidationHandler } from '../../handlers/threepid-validation.js';
 import { formBody } from '../middleware/body.js';
@@ -52,6 +54,8 @@ export function pageRoutes(
     const session = sessionOf(ctx, null);
     const view = await fallback.show(stage, session, ctx.ip);
     if (view.done) return pages.send(ctx, 200, 'auth_success.html', {});
+    // A fresh client secret per page: the page's validation session is its own.
+    if (view.type === EMAIL_STAGE) return emailForm(ctx, 200, session, view, { step: 'email', clientSecret: randomString(32), sendAttempt: 1 });
     stageForm(ctx, 200, stage, session, view, {});
   }));
 
@@ -63,6 +67,7 @@ export function pageRoutes(
     const session = sessionOf(ctx, form);
     const view = await fallback.show(stage, session, ctx.ip);
     if (view.done) return pages.send(ctx, 200, 'auth_success.html', {});
+    if (view.type === EMAIL_STAGE) return emailStep(ctx, stage, session, view, form);
     let fields: Record<string, unknown> = {};
     let error: string | null = null;
     const token = (form.get('token') ?? '').trim();
@@ -144,6 +149,56 @@ export function pageRoutes(
     pages.send(ctx, 200, 'email_validation_success.html', { purpose });
   }));
 
+  /**
+   * A POST of the email page: step "send" asks for the validation mail (its
+   * refusals, e.g. M_THREEPID_IN_USE, shown with the address field and their
+   * status), step "continue" runs the stage with the page's validation
+   * session (not validated yet: the "check your email" step again, 400).
+   */
+  async function emailStep(ctx: Context, stage: string, session: string, view: FallbackView, form: URLSearchParams) {
+    const email = (form.get('email') ?? '').trim();
+    const clientSecret = form.get('client_secret') ?? '';
+    const attempt = Number(form.get('send_attempt') ?? '1');
+    const sendAttempt = Number.isSafeInteger(attempt) && attempt >= 0 ? attempt : 1;
+    const state: EmailFormState = { step: 'email', email, clientSecret, sendAttempt };
+    if (form.get('step') === 'continue') {
+      const sid = form.get('sid') ?? '';
+      const outcome = await fallback.submit(stage, session, { threepid_creds: { sid, client_secret: clientSecret } }, ctx.ip);
+      if (outcome.ok) return pages.send(ctx, 200, 'auth_success.html', {});
+      const error =
+        outcome.error.errcode === 'M_UNAUTHORIZED'
+          ? 'Your address is not confirmed yet. Open the link in the mail, press Confirm on its page, then Continue here. If the link has expired, send the mail again.'
+          : outcome.error.message;
+      return emailForm(ctx, 400, session, view, { ...state, step: 'sent', sid, error });
+    }
+    if (email === '') return emailForm(ctx, 400, session, view, { ...state, error: 'Enter your email address.' });
+    try {
+      const { sid } = await fallback.requestEmail(stage, session, { email, clientSecret, sendAttempt, ip: ctx.ip });
+      emailForm(ctx, 200, session, view, { ...state, step: 'sent', sid });
+    } catch (err) {
+      if (!(err instanceof MatrixError)) throw err;
+      // A malformed client secret (the page's hidden field tampered with) gets a fresh one.
+      const fresh = err.errcode === 'M_INVALID_PARAM' && !CLIENT_SECRET_RE.test(clientSecret);
+      emailForm(ctx, err.status, session, view, { ...state, clientSecret: fresh ? randomString(32) : clientSecret, error: err.message }, err.headers);
+    }
+  }
+
+  /** The email page at one of its steps. */
+  function emailForm(ctx: Context, status: number, session: string, view: FallbackView, state: EmailFormState, headers: Record<string, string> = {}) {
+    const vars: Record<string, unknown> = {
+      session,
+      myurl: ctx.path,
+      step: state.step,
+      purpose: view.emailPurpose ?? 'registration',
+      email: state.email ?? '',
+      client_secret: state.clientSecret,
+      send_attempt: state.sendAttempt,
+      sid: state.sid ?? '',
+    };
+    if (state.error) vars.error = state.error;
+    pages.send(ctx, status, 'email_identity.html', vars, headers);
+  }
+
   /** The form of a fallback stage: the token field, or the terms' documents and their box. */
   function stageForm(ctx: Context, status: number, stage: string, session: string, view: FallbackView, extra: { error?: string; token?: string }) {
     // `myurl` and `error` (only when there is one) as Synapse passes them, so Synapse's templates work too.
@@ -181,6 +236,16 @@ export function pageRoutes(
       headers,
     );
   }
+}
+
+/** What the email page carries from one step to the next. */
+interface EmailFormState {
+  step: 'email' | 'sent';
+  email?: string;
+  clientSecret: string;
+  sendAttempt: number;
+  sid?: string;
+  error?: string;
 }
 
 /** The invite page's status for each state of its token. */
