@@ -179,7 +179,7 @@ export class AccountHandler {
       reauthFlows(this.config),
       req.auth,
     );
-    // Spec: "success" when the homeserver has no identifiers to unbind; Gatehouse binds none yet.
+    // Spec: "success" when no identity server holds a binding to undo: Gatehouse binds addresses at none.
     const result = { id_server_unbind_result: 'success' as const };
     if (auth.previous) return result;
     await this.db.transaction(async (trx) => {
