@@ -168,24 +168,27 @@ export class ThreepidValidationHandler {
     if (session.decoy || refusal) return response;
 
     const token = randomString(32);
-    await Threepids.insertToken(this.db, { token_hash: hashToken(token), session_id: session.session_id, expires_ts: tokenExpires });
-    const send = this.sendMail(purpose, address, session.session_id, req.clientSecret, token);
     const undo = async () => {
       // Nothing half-recorded: the token goes, and the attempt is given back (a new session goes whole).
       await Threepids.deleteToken(this.db, hashToken(token));
       if (created) await Threepids.deleteSession(this.db, session.session_id);
       else await Threepids.releaseSendAttempt(this.db, session.session_id, req.sendAttempt, previousAttempt);
     };
+    const send = async () => {
+      await Threepids.insertToken(this.db, { token_hash: hashToken(token), session_id: session.session_id, expires_ts: tokenExpires });
+      await this.sendMail(purpose, address, session.session_id, req.clientSecret, token);
+    };
     if (inhibit) {
-      // The answer must not wait for the mail server: its time would tell a real session from a decoy.
-      send.catch(async (err: unknown) => {
+      // Answer first: a decoy stops here, so neither the token's row nor the mail server may make a real
+      // session's answer slower than a decoy's (its time would tell who has an account).
+      void send().catch(async (err: unknown) => {
         this.logger.warn({ err: mailErr(err), purpose }, 'validation mail could not be sent');
-        await undo().catch((e: unknown) => this.logger.error({ err: e }, 'could not undo a validation session'));
+        await undo().catch((e: unknown) => this.logger.error({ err: mailErr(e) }, 'could not undo a validation session'));
       });
       return response;
     }
     try {
-      await send;
+      await send();
     } catch (err) {
       this.logger.warn({ err: mailErr(err), purpose }, 'validation mail could not be sent');
       await undo();
@@ -220,7 +223,9 @@ export class ThreepidValidationHandler {
     if (!session || !constantTimeEqual(session.client_secret, req.clientSecret)) throw invalidParam('Unknown validation session');
     if (session.expires_ts <= now) throw sessionExpired();
     if (session.failed_attempts >= MAX_FAILED_SUBMISSIONS) throw sessionExpired('Too many wrong tokens; request a new email');
-    const tokenExpires = session.decoy ? null : await Threepids.findTokenExpiry(this.db, session.session_id, hashToken(req.token));
+    // A decoy looks its token up too (it has none): a wrong token must take as long on either kind of session.
+    const found = await Threepids.findTokenExpiry(this.db, session.session_id, hashToken(req.token));
+    const tokenExpires = session.decoy ? null : found;
     if (tokenExpires === null) {
       await Threepids.countFailedAttempt(this.db, session.session_id);
       throw tokenIncorrect();

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError, countRows } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { startServer, DEFAULT_PASSWORD, type TestServer } from '../support/server.js';
-import { emailSection, type ReceivedMail, type SmtpListener, startSmtpListener } from '../support/smtp.js';
+import { clickLink, linkParams, localPath } from '../support/email.js';
+import { emailSection, type SmtpListener, startSmtpListener } from '../support/smtp.js';
 
 const REQUEST_TOKEN = '/_matrix/client/v3/register/email/requestToken';
 const REGISTER = '/_matrix/client/v3/register';
@@ -18,32 +19,6 @@ const fresh = () => {
   counter++;
   return { client_secret: `secret-${counter}-${Date.now()}`, email: `person${counter}@example.org` };
 };
-
-/** The path and query of a link in a mail (links use public_baseurl; the test server listens elsewhere). */
-const localPath = (link: string) => {
-  const u = new URL(link);
-  return u.pathname + u.search;
-};
-
-/** The sid, client_secret and token a mail's link carries. */
-const linkParams = (smtp: SmtpListener, mail: ReceivedMail) => {
-  const u = new URL(smtp.linkIn(mail));
-  return { sid: u.searchParams.get('sid')!, client_secret: u.searchParams.get('client_secret')!, token: u.searchParams.get('token')! };
-};
-
-/** Follows the mail's link and presses the button, as a person would. */
-async function clickLink(hs: TestServer, smtp: SmtpListener, mail: ReceivedMail): Promise<Response> {
-  const path = localPath(smtp.linkIn(mail));
-  const page = await fetch(hs.url + path);
-  expect(page.status).toBe(200);
-  const p = linkParams(smtp, mail);
-  return fetch(hs.url + '/_gatehouse/client/email/validate', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ sid: p.sid, client_secret: p.client_secret, token: p.token }).toString(),
-    redirect: 'manual',
-  });
-}
 
 describe.each(backends())('registration with a verified email address (%s)', (backend) => {
   let hs: TestServer;
