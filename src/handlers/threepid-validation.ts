@@ -164,8 +164,10 @@ export class ThreepidValidationHandler {
     const previousAttempt = session.last_send_attempt;
     // Not a higher attempt (or a parallel request claimed it): the mail of that attempt was sent already.
     if (!(await Threepids.claimSendAttempt(this.db, session.session_id, req.sendAttempt, tokenExpires))) return response;
-    // A decoy sends nothing; a live session whose address became bound (or unbound) since behaves as one too.
-    if (session.decoy || refusal) return response;
+    // A refused request sends nothing (a decoy, or a live session whose address became bound, or unbound, since).
+    if (refusal) return response;
+    // A decoy whose address can be used now (freed since, or the option turned off) becomes a live session.
+    const wasDecoy = session.decoy;
 
     const token = randomString(32);
     const undo = async () => {
@@ -175,6 +177,7 @@ export class ThreepidValidationHandler {
       else await Threepids.releaseSendAttempt(this.db, session.session_id, req.sendAttempt, previousAttempt);
     };
     const send = async () => {
+      if (wasDecoy) await Threepids.clearDecoy(this.db, session.session_id);
       await Threepids.insertToken(this.db, { token_hash: hashToken(token), session_id: session.session_id, expires_ts: tokenExpires });
       await this.sendMail(purpose, address, session.session_id, req.clientSecret, token);
     };

@@ -135,6 +135,11 @@ export async function releaseSendAttempt(q: Knex, sessionId: string, sendAttempt
   await q('threepid_validation_sessions').where({ session_id: sessionId, last_send_attempt: sendAttempt }).update({ last_send_attempt: previous });
 }
 
+/** Makes a decoy session a live one (its address may be used now). */
+export async function clearDecoy(q: Knex, sessionId: string): Promise<void> {
+  await q('threepid_validation_sessions').where({ session_id: sessionId }).update({ decoy: false });
+}
+
 export async function deleteSession(q: Knex, sessionId: string): Promise<void> {
   await q('threepid_validation_sessions').where({ session_id: sessionId }).delete();
 }

@@ -280,6 +280,23 @@ describe.each(backends())('request_token_inhibit_3pid_errors (%s)', (backend) =>
     // TAKEN had one mail: the password reset's, nothing for the registrations or additions.
     expect(mailsTo(smtp, TAKEN)).toBe(1);
   });
+
+  it('a decoy whose address is freed becomes a live session at the next send_attempt', async () => {
+    const FREED = 'freed@example.org';
+    await bindAddress(hs, 'freed_owner', FREED);
+    const client_secret = secret();
+    const first = await ask(ENDPOINTS.registration, FREED, client_secret);
+    expect(first.status).toBe(200);
+    await sleep(4 * SMTP_DELAY_MS);
+    expect(mailsTo(smtp, FREED)).toBe(0);
+    // The owner lets the address go (as deactivation does).
+    await hs.db()('user_threepids').where({ address: FREED }).delete();
+    const again = await ask(ENDPOINTS.registration, FREED, client_secret, 2);
+    expect(again.body.sid).toBe(first.body.sid);
+    const mail = await smtp.waitFor(FREED, 10_000);
+    const submit = await hs.request('POST', SUBMIT, { body: { sid: first.body.sid, client_secret, token: linkParams(smtp, mail).token } });
+    expect(submit.body).toEqual({ success: true });
+  });
 });
 
 describe.each(backends())('request_token_inhibit_3pid_errors with a failing mail server (%s)', (backend) => {
