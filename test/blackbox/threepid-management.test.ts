@@ -203,7 +203,7 @@ describe.each(backends())('email addresses of one\'s account (%s)', (backend) =>
     const name = unique('race');
     const users = await Promise.all([hs.register(`${name}a`), hs.register(`${name}b`), hs.register(`${name}c`)]);
     const email = `${name}@example.org`;
-    const creds = [];
+    const creds: { sid: string; client_secret: string }[] = [];
     for (let i = 0; i < users.length; i++) creds.push(await validatedSession(hs, smtp, email));
     const results = await Promise.all(users.map((u, i) => add(u.access_token, { ...creds[i], auth: passwordAuth(u.user_id) })));
     expect(results.map((r) => r.status).sort()).toEqual([200, 400, 400]);
