@@ -77,6 +77,8 @@ import { TermsStage } from './uia/stages/terms.js';
 import { EmailIdentityStage } from './uia/stages/email-identity.js';
 import { ThreepidValidationHandler } from './handlers/threepid-validation.js';
 import { threepidValidationRoutes } from './http/routes/threepid.js';
+import { ThreepidHandler } from './handlers/threepids.js';
+import { accountThreepidRoutes } from './http/routes/account-threepids.js';
 import { Mailer } from './mail/mailer.js';
 
 export interface GatehouseOptions {
@@ -183,6 +185,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const loginTokens = new LoginTokenHandler(db, config, uia, limiters.loginTokenRequest);
   const login = new LoginHandler(db, config, sessions, hasher, limiters, loginTokens);
   const account = new AccountHandler(db, config, uia, hasher, sessions);
+  const threepids = new ThreepidHandler(db, config, uia, threepidValidation);
   const devices = new DeviceHandler(db, config, uia, sessions);
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
   const registrationTokens = new RegistrationTokenAdminHandler(db, config.public_baseurl);
@@ -236,6 +239,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       adminUserRoutes(router, userAdmin, userSessionsAdmin, sessions, logger);
       pageRoutes(router, pages, fallback, invite, threepidValidation, config);
       threepidValidationRoutes(router, threepidValidation);
+      accountThreepidRoutes(router, threepids, sessions, logger);
       profileRoutes(router, profiles, config, sessions, logger);
       userDirectoryRoutes(router, userDirectory, sessions, logger);
       syncRoutes(router, { sync, filters, accountData, toDevice, presence }, sessions, logger);

@@ -30,12 +30,16 @@ Commands:
                           lists only accounts waiting for approval
   show USER_ID            One account: profile, state, devices
   create USER_ID [--password-stdin] [--admin] [--displayname NAME] [--user-type TYPE]
+                 [--email ADDRESS]...
                           Create an account (no password unless given: it cannot
-                          sign in until it gets one; display name: the localpart)
+                          sign in until it gets one; display name: the localpart),
+                          with these email addresses
   modify USER_ID [--displayname NAME | --no-displayname] [--avatar-url MXC | --no-avatar]
                  [--admin | --no-admin] [--user-type TYPE | --no-user-type] [--activate]
+                 [--email ADDRESS]... [--remove-email ADDRESS]...
                           Change an account (--activate reactivates a deactivated one;
-                          give it a password with reset-password)
+                          give it a password with reset-password); --email adds an
+                          address, --remove-email removes one (the others stay)
   reset-password USER_ID --password-stdin [--keep-sessions]
                           Set the password (the first line of standard input); every
                           session of the account ends unless --keep-sessions
@@ -107,6 +111,8 @@ export async function usersCommand(args: string[], ctx: UsersCommandContext): Pr
       erase: { type: 'boolean' },
       reason: { type: 'string' },
       until: { type: 'string' },
+      email: { type: 'string', multiple: true },
+      'remove-email': { type: 'string', multiple: true },
     },
     USERS_USAGE,
     ctx,
@@ -191,9 +197,10 @@ export async function usersCommand(args: string[], ctx: UsersCommandContext): Pr
       break;
     }
     case 'create': {
-      allowed('password-stdin', 'admin', 'displayname', 'user-type');
+      allowed('password-stdin', 'admin', 'displayname', 'user-type', 'email');
       const userId = oneUser();
       const changes: UserChanges = { admin: values.admin === true };
+      if (values.email !== undefined) changes.threepids = emails(values.email);
       if (values.displayname !== undefined) changes.displayname = values.displayname as string;
       if (values['user-type'] !== undefined) changes.userType = userType();
       action = async (h) => {
@@ -207,7 +214,7 @@ export async function usersCommand(args: string[], ctx: UsersCommandContext): Pr
       break;
     }
     case 'modify': {
-      allowed('displayname', 'no-displayname', 'avatar-url', 'no-avatar', 'admin', 'no-admin', 'user-type', 'no-user-type', 'activate');
+      allowed('displayname', 'no-displayname', 'avatar-url', 'no-avatar', 'admin', 'no-admin', 'user-type', 'no-user-type', 'activate', 'email', 'remove-email');
       const userId = oneUser();
       either('displayname', 'no-displayname');
       either('avatar-url', 'no-avatar');
@@ -223,8 +230,12 @@ export async function usersCommand(args: string[], ctx: UsersCommandContext): Pr
       if (values['user-type'] !== undefined) changes.userType = userType();
       if (values['no-user-type']) changes.userType = null;
       if (values.activate) changes.deactivated = false;
+      if (values.email !== undefined || values['remove-email'] !== undefined)
+        changes.threepidEdits = { add: emails(values.email ?? []), remove: emails(values['remove-email'] ?? []) };
       if (Object.keys(changes).length === 0)
-        ctx.fail('users modify: nothing to change (--displayname, --no-displayname, --avatar-url, --no-avatar, --admin, --no-admin, --user-type, --no-user-type, --activate)');
+        ctx.fail(
+          'users modify: nothing to change (--displayname, --no-displayname, --avatar-url, --no-avatar, --admin, --no-admin, --user-type, --no-user-type, --activate, --email, --remove-email)',
+        );
       action = async (h) => {
         await mustExist(h, userId);
         const { user } = await h.users.put(null, userId, changes);
@@ -345,6 +356,9 @@ async function mustExist(h: Handlers, userId: string): Promise<void> {
   if (!(await exists(h, userId))) throw new MatrixError(404, 'M_NOT_FOUND', `No such user ${userId} (create it with "gatehouse users create")`);
 }
 
+/** --email / --remove-email values as the admin API's threepids (canonicalised, and checked, by the handler). */
+const emails = (addresses: string[]) => addresses.map((address) => ({ medium: 'email', address }));
+
 const toJson = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
 
 /** "locked until 2026-12-31T00:00:00Z: spam", or without the parts it lacks. */
@@ -389,6 +403,7 @@ function userDetails(u: UserDetails, s: AccountStateView): string {
   ];
   if (s.locked.active) rows.push(['lock', restriction('locked', s.locked)]);
   if (s.suspended.active) rows.push(['suspension', restriction('suspended', s.suspended)]);
+  for (const t of u.threepids) rows.push([t.medium, oneLine(t.address)]);
   rows.push(['created', formatTime(u.creation_ts * 1000)], ['last seen', u.last_seen_ts === null ? 'never' : formatTime(u.last_seen_ts)]);
   return rows.map(([k, v]) => `${`${k}:`.padEnd(12)}${v}`.trimEnd()).join('\n') + '\n';
 }

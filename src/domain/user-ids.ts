@@ -1,6 +1,7 @@
 // User ID grammar (spec: appendices, "User Identifiers") and login identifiers.
 
-import { badJson, MatrixError, missingParam } from '../errors.js';
+import { badJson, invalidParam, MatrixError, missingParam } from '../errors.js';
+import { canonicaliseEmail } from './threepids.js';
 
 /** Characters the spec allows in new localparts. */
 const LOCALPART_RE = /^[a-z0-9._=\-/+]+$/;
@@ -71,7 +72,7 @@ export function namedUser(body: Record<string, unknown>, serverName: string): Na
     if (typeof id.type !== 'string') throw badJson('identifier.type must be a string');
     if (id.type.includes('\u0000')) throw badJson('identifier.type must not contain NUL characters');
     if (id.type !== 'm.id.user')
-      // Synapse answers unknown identifier types with M_UNKNOWN; 3PID login arrives with email support.
+      // Synapse answers unknown identifier types with M_UNKNOWN (3PIDs at login: see loginIdentifier).
       throw new MatrixError(400, 'M_UNKNOWN', `Unknown login identifier type: ${id.type}`);
     user = id.user;
   } else if (body.user !== undefined) {
@@ -91,6 +92,62 @@ export function namedUser(body: Record<string, unknown>, serverName: string): Na
     return { userId: user, localpart: parsed.localpart };
   }
   return { userId: userIdFor(user, serverName), localpart: user };
+}
+
+/** Who a login names: a user (by name, see namedUser), or a third-party identifier to look up. */
+export type LoginIdentifier =
+  | { kind: 'user'; user: NamedUser | null }
+  /**
+   * `address` is canonical (canonicaliseEmail) for medium `email`; null for
+   * the media Gatehouse binds no address of (msisdn, m.id.phone's numbers,
+   * anything else): such a login names no one.
+   */
+  | { kind: 'threepid'; medium: string; address: string | null };
+
+/** A string field of a login identifier: 400 M_MISSING_PARAM when absent, M_BAD_JSON when not a string or holding a NUL. */
+function identifierString(obj: Record<string, unknown>, name: string, where: string): string {
+  const v = obj[name];
+  if (v === undefined || v === null) throw missingParam(`Missing parameter: ${where}${name}`);
+  if (typeof v !== 'string') throw badJson(`${where}${name} must be a string`);
+  if (v.includes('\u0000')) throw badJson(`${where}${name} must not contain NUL characters`);
+  return v;
+}
+
+/** A third-party identifier at login: canonical for email; any other medium binds nothing here. */
+function thirdParty(medium: string, rawAddress: string): LoginIdentifier {
+  if (medium !== 'email') return { kind: 'threepid', medium, address: null };
+  // As Synapse (400 for an address it cannot parse), with the code requestToken uses for one.
+  const address = canonicaliseEmail(rawAddress);
+  if (address === null) throw invalidParam('address is not a valid email address');
+  return { kind: 'threepid', medium, address };
+}
+
+/**
+ * What a POST /login names (spec: "Identifier types"): `identifier` of type
+ * m.id.user (see namedUser), m.id.thirdparty {medium, address} or m.id.phone
+ * {country, phone}; without `identifier`, the legacy top-level `medium` and
+ * `address` (both given; as Synapse they win over a legacy `user`) or
+ * `user`. Email addresses are canonicalised (trimmed, case-folded). Errors:
+ * namedUser's; 400 M_MISSING_PARAM / M_BAD_JSON for a missing or non-string
+ * medium, address, country or phone; 400 M_INVALID_PARAM for an email
+ * address that is not one.
+ */
+export function loginIdentifier(body: Record<string, unknown>, serverName: string): LoginIdentifier {
+  const identifier = body.identifier;
+  if (typeof identifier === 'object' && identifier !== null && !Array.isArray(identifier)) {
+    const id = identifier as Record<string, unknown>;
+    if (id.type === 'm.id.thirdparty') return thirdParty(identifierString(id, 'medium', 'identifier.'), identifierString(id, 'address', 'identifier.'));
+    if (id.type === 'm.id.phone') {
+      identifierString(id, 'country', 'identifier.');
+      // Synapse reads `number` where `phone` is missing (an older spelling).
+      identifierString(id, id.phone === undefined && id.number !== undefined ? 'number' : 'phone', 'identifier.');
+      // As Synapse, a phone number is an msisdn 3PID; Gatehouse binds none, so it names no one.
+      return { kind: 'threepid', medium: 'msisdn', address: null };
+    }
+  } else if (identifier === undefined && body.medium !== undefined && body.address !== undefined) {
+    return thirdParty(identifierString(body, 'medium', ''), identifierString(body, 'address', ''));
+  }
+  return { kind: 'user', user: namedUser(body, serverName) };
 }
 
 /**

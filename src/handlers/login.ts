@@ -5,9 +5,10 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
-import { attemptsKey, namedUser } from '../domain/user-ids.js';
+import { attemptsKey, loginIdentifier } from '../domain/user-ids.js';
 import { awaitingApproval, forbidden, MatrixError, missingParam } from '../errors.js';
 import type { RateLimiter } from '../ratelimit/limiter.js';
+import * as Threepids from '../repositories/threepids.js';
 import * as Users from '../repositories/users.js';
 import type { LoginTokenHandler } from './login-tokens.js';
 import { userLocked } from './account-state.js';
@@ -18,8 +19,8 @@ export interface LoginRequest {
   password: string | null;
   /** `m.login.token`'s token. */
   token: string | null;
-  /** The request's `identifier` (or legacy `user`) fields, as sent: see namedUser. */
-  identifier: { identifier?: unknown; user?: unknown };
+  /** The request's `identifier` (or legacy `user`, `medium` and `address`) fields, as sent: see loginIdentifier. */
+  identifier: { identifier?: unknown; user?: unknown; medium?: unknown; address?: unknown };
   deviceId: string | null;
   initialDeviceDisplayName: string | null;
   refreshToken: boolean;
@@ -76,23 +77,40 @@ export class LoginHandler {
     throw new MatrixError(400, 'M_UNKNOWN', `Unknown login type ${req.type}`);
   }
 
-  /** `m.login.password`. 403 M_FORBIDDEN for a wrong user or password; 400 M_MISSING_PARAM; 429 (rc_login.*). */
+  /**
+   * `m.login.password`, naming the user by user ID or localpart, or by an
+   * email address bound to the account (m.id.thirdparty, or the legacy
+   * `medium`/`address`). 403 M_FORBIDDEN for a wrong user, address or
+   * password (an address bound to no one, or of a medium Gatehouse binds
+   * nothing of, answers as a wrong password, in the same time: the dummy
+   * hash is checked); 400 M_MISSING_PARAM; 400 (see loginIdentifier); 429
+   * (rc_login.*, keyed on the account the address names, as by user ID).
+   */
   private async passwordLogin(req: LoginRequest): Promise<LoginResponse> {
     const password = req.password;
     if (password === null) throw missingParam('Missing parameter: password');
 
     await this.limiters.address.take(req.ip);
-    const named = namedUser(req.identifier, this.config.server_name);
-    // A user ID of another server (or longer than any) names no one here: a wrong name.
-    if (!named) throw invalidCredentials();
-    const limitKey = attemptsKey(named.userId);
-    await this.limiters.account.take(limitKey);
-    // Counted before the check, so parallel guesses cannot all slip under the limit;
-    // given back when the password turns out right.
-    await this.limiters.failedAttempts.take(limitKey);
-
-    // As Synapse: an exact match first, then a unique case-insensitive one.
-    const user = (await Users.findUser(this.db, named.userId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, named.localpart));
+    const who = loginIdentifier(req.identifier, this.config.server_name);
+    let limitKey: string;
+    let user: Users.UserRow | null;
+    if (who.kind === 'user') {
+      const named = who.user;
+      // A user ID of another server (or longer than any) names no one here: a wrong name.
+      if (!named) throw invalidCredentials();
+      limitKey = attemptsKey(named.userId);
+      await this.takeAttempt(limitKey);
+      // As Synapse: an exact match first, then a unique case-insensitive one.
+      user = (await Users.findUser(this.db, named.userId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, named.localpart));
+    } else {
+      // Deactivation unbinds an account's addresses, so a deactivated account's address names no one.
+      const userId = who.address === null ? null : await Threepids.findUserIdByThreepid(this.db, who.medium, who.address);
+      // As Synapse: an address bound to no one is limited on the address itself (media
+      // Gatehouse binds nothing of share one bucket: no sign-in can succeed with them).
+      limitKey = userId !== null ? attemptsKey(userId) : who.address !== null ? `3pid:${who.medium}:${who.address}` : '3pid:unsupported';
+      await this.takeAttempt(limitKey);
+      user = userId === null ? null : await Users.findUser(this.db, userId);
+    }
     // A missing user is checked against a dummy hash, so the time taken does not tell who exists.
     if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) throw invalidCredentials();
     await this.limiters.failedAttempts.refund(limitKey);
@@ -107,6 +125,13 @@ export class LoginHandler {
       if (!current || current.password_hash !== user.password_hash) throw invalidCredentials();
       return this.signIn(trx, current, req);
     });
+  }
+
+  /** rc_login.account, and rc_login.failed_attempts counted before the check (given back when the password is right). */
+  private async takeAttempt(limitKey: string): Promise<void> {
+    await this.limiters.account.take(limitKey);
+    // Counted before the check, so parallel guesses cannot all slip under the limit.
+    await this.limiters.failedAttempts.take(limitKey);
   }
 
   /**

@@ -16,9 +16,6 @@ export const SPEC_VERSIONS = [
 /** How long other servers may cache our key response. */
 const KEY_VALIDITY_MS = 7 * 24 * 3_600_000;
 
-/** Whether the endpoints behind these capabilities exist yet (they arrive with later issues). */
-const THREEPID_ENDPOINTS_SERVED = false;
-
 export class ServerInfoHandler {
   constructor(
     private readonly config: Config,
@@ -54,9 +51,10 @@ export class ServerInfoHandler {
         'm.change_password': { enabled: c.password_config.enabled },
         // m.set_displayname, m.set_avatar_url and m.profile_fields (MSC4133).
         ...profileCapabilities(c),
-        // 3PID endpoints are not served yet: until they are, clients must not offer
-        // those changes, whatever the config allows.
-        'm.3pid_changes': { enabled: THREEPID_ENDPOINTS_SERVED && c.enable_3pid_changes },
+        // Unlike Synapse (enable_3pid_changes alone): without the email section no address can be
+        // added (requestToken answers M_THREEPID_MEDIUM_NOT_SUPPORTED), so clients should not offer it.
+        // Deleting an address an admin set still works then; clients show the list read-only.
+        'm.3pid_changes': { enabled: c.enable_3pid_changes && c.email !== null },
         'm.get_login_token': { enabled: loginTokensAvailableTo(c, requester) },
         // Clients read this even before rooms exist; these are the versions rooms will be created in.
         'm.room_versions': {

@@ -208,3 +208,13 @@ export async function setProfile(q: Knex, userId: string, profile: { displayname
     .onConflict('user_id')
     .merge(changes);
 }
+
+/**
+ * Records a newer validation of an address the user has already (its
+ * added_at stays): what adding an address one has again does (as Synapse's
+ * upsert). Here rather than in threepids.ts: a change only the management
+ * endpoints and admins make.
+ */
+export async function refreshThreepidValidation(q: Knex, userId: string, medium: string, address: string, validatedAt: number): Promise<void> {
+  await q('user_threepids').where({ user_id: userId, medium, address }).update({ validated_at: validatedAt });
+}

@@ -346,13 +346,12 @@ describe.each(backends())('user admin API (%s)', (backend) => {
       expect((await login('chg_deact', NEW_PW)).status).toBe(200);
     });
 
-    it('threepids and external_ids: [] is accepted (there are none); anything else is 400, never ignored', async () => {
+    it('threepids and external_ids: [] is accepted; external IDs are 400, never ignored; a bad address is 400 (admin-threepids.test.ts has the rest)', async () => {
       const id = (await hs.register('chg_3pid')).user_id;
       expect((await put(id, { threepids: [], external_ids: [] })).status).toBe(200);
       await unchanged(hs, async () => {
-        const t = await put(id, { displayname: 'x', threepids: [{ medium: 'email', address: 'a@example.org' }] });
+        const t = await put(id, { displayname: 'x', threepids: [{ medium: 'email', address: 'not an address' }] });
         expectMatrixError(t, 400, 'M_INVALID_PARAM');
-        expect(t.body.error).toMatch(/not support/);
         expectMatrixError(await put(id, { external_ids: [{ auth_provider: 'oidc-x', external_id: '1' }] }), 400, 'M_INVALID_PARAM');
       });
     });

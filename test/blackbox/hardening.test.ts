@@ -272,7 +272,7 @@ describe.each(backends())('hardening (%s)', (backend) => {
       expect(res.body).toEqual({ id_server_unbind_result: 'success' });
     });
 
-    it('capabilities: profile and password changes on, 3PID changes off (not served yet)', async () => {
+    it('capabilities: profile and password changes on, 3PID changes off (no email section)', async () => {
       const acct = await hs.register('hc_caps');
       const res = await hs.request('GET', `${C}/capabilities`, { token: acct.access_token });
       expect(res.status).toBe(200);

@@ -100,7 +100,7 @@ describe.each(backends())('server info (%s)', (backend) => {
       expect(unknown.body.errcode).toBe('M_UNKNOWN_TOKEN');
     });
 
-    it('GET /capabilities allows password and profile changes, and no 3PID change until those endpoints exist', async () => {
+    it('GET /capabilities allows password and profile changes, and no 3PID change without an email section', async () => {
       const s = await hs.register('si_caps');
       for (const path of [`${V3}/capabilities`, '/_matrix/client/r0/capabilities']) {
         const res = await hs.request('GET', path, { token: s.access_token });

@@ -110,10 +110,12 @@ describeWithSynadm('synadm against Gatehouse', () => {
       expect(details.threepids).toEqual([]);
     });
 
-    it('user modify --threepid is refused (Gatehouse has no 3PIDs yet), changing nothing', async () => {
-      const res = await json(['user', 'modify', '@syn_ann:test.local', '--display-name', 'Changed', '--threepid', 'email', 'ann@example.org']);
-      expect(res).toMatchObject({ errcode: 'M_INVALID_PARAM' });
-      expect((await json(['user', 'details', '@syn_ann:test.local'])).displayname).toBe('Ann Syn');
+    it('user modify --threepid sets the addresses (canonical), and user details shows them', async () => {
+      const res = await json(['user', 'modify', '@syn_ann:test.local', '--display-name', 'Changed', '--threepid', 'email', 'Ann@Example.org']);
+      expect(res).toMatchObject({ displayname: 'Changed', threepids: [{ medium: 'email', address: 'ann@example.org' }] });
+      const details = await json(['user', 'details', '@syn_ann:test.local']);
+      expect(details.threepids).toEqual([{ medium: 'email', address: 'ann@example.org', added_at: expect.any(Number), validated_at: expect.any(Number) }]);
+      expect(await json(['user', 'modify', '@syn_ann:test.local', '--display-name', 'Ann Syn'])).toMatchObject({ displayname: 'Ann Syn' });
     });
 
     it('user list: JSON and the human table, with -d for deactivated accounts and -n to search', async () => {

@@ -1,23 +1,26 @@
 // Accounts for server admins: Synapse's user admin API (what synadm's `user`
 // commands and admin UIs call) and `gatehouse users`, both through this
 // handler so they keep the same rules. Shapes are Synapse's; keys for things
-// Gatehouse does not have (3PIDs, SSO IDs, appservices, consent, shadow bans)
-// are sent as Synapse sends them when empty.
+// Gatehouse does not have (SSO IDs, appservices, shadow bans) are sent as
+// Synapse sends them when empty.
 
 import type { Knex } from 'knex';
 import type { Config } from '../../config/types.js';
 import type { PasswordHasher } from '../../crypto/passwords.js';
 import { MAX_AVATAR_URL, MAX_DISPLAYNAME } from '../../domain/profiles.js';
+import { canonicaliseEmail } from '../../domain/threepids.js';
 import { checkNewLocalpart, newLocalpart, parseUserId } from '../../domain/user-ids.js';
-import { forbidden, invalidParam, notFound } from '../../errors.js';
+import { forbidden, invalidParam, MatrixError, notFound } from '../../errors.js';
 import { USER_CONSENT_POLICY_ID } from '../../config/terms.js';
 import * as Acceptances from '../../repositories/policy-acceptances.js';
+import * as Threepids from '../../repositories/threepids.js';
 import * as UserAdmin from '../../repositories/user-admin.js';
 import * as Users from '../../repositories/users.js';
 import { deactivateAccount } from '../account.js';
 import type { AccountStateHandler } from '../account-state.js';
 import { createAccount, USER_TYPES, userInUse } from '../accounts.js';
 import { checkPassword } from '../password-policy.js';
+import { threepidInUse } from '../threepid-validation.js';
 import type { SessionHandler } from '../sessions.js';
 import type { AccountApprovalHandler } from './account-approval.js';
 
@@ -50,7 +53,7 @@ export interface UserListItem {
 
 /** An account as GET /_synapse/admin/v2/users/{userId} shows it (Synapse's keys, all of them): the list's, and these. */
 export interface UserDetails extends UserListItem {
-  /** Always [] (Gatehouse stores no 3PIDs yet). */
+  /** The account's email addresses, oldest first (times in milliseconds since the epoch). */
   threepids: { medium: string; address: string; added_at: number; validated_at: number }[];
   /** Always [] (no SSO). */
   external_ids: { auth_provider: string; external_id: string }[];
@@ -97,8 +100,14 @@ export interface UserChanges {
   displayname?: string | null;
   /** An mxc:// URI; "" or null removes it. */
   avatarUrl?: string | null;
-  /** Only [] (Gatehouse has no 3PIDs yet). */
-  threepids?: unknown[];
+  /**
+   * The account's addresses, replacing the ones it has (as Synapse: those
+   * kept keep their times; new ones are validated and added now). Medium
+   * `email` only; addresses are canonicalised.
+   */
+  threepids?: ThreepidInput[];
+  /** Addresses to add and to remove, leaving the others (what `gatehouse users modify --email/--remove-email` asks). */
+  threepidEdits?: { add: ThreepidInput[]; remove: ThreepidInput[] };
   /** Only [] (no SSO). */
   externalIds?: unknown[];
   admin?: boolean;
@@ -106,6 +115,12 @@ export interface UserChanges {
   locked?: boolean;
   userType?: string | null;
   approved?: boolean;
+}
+
+/** An address as an admin gives it. */
+export interface ThreepidInput {
+  medium: string;
+  address: string;
 }
 
 /** Who acts: an admin signed in on a device, or null for the command line. */
@@ -131,10 +146,10 @@ interface Consent {
   ts: number | null;
 }
 
-function details(a: UserAdmin.AccountRow, now: number, consent: Consent): UserDetails {
+function details(a: UserAdmin.AccountRow, now: number, consent: Consent, threepids: Threepids.ThreepidRow[]): UserDetails {
   return {
     ...listItem(a, now),
-    threepids: [],
+    threepids: threepids.map((t) => ({ medium: t.medium, address: t.address, added_at: t.added_at, validated_at: t.validated_at })),
     external_ids: [],
     creation_ts: Math.floor(a.created_ts / 1000),
     appservice_id: null,
@@ -161,6 +176,22 @@ function listItem(a: UserAdmin.AccountRow, now: number): UserListItem {
     creation_ts: a.created_ts,
     last_seen_ts: a.last_seen_ts,
   };
+}
+
+/**
+ * The canonical addresses of a list of {medium, address}, without repeats.
+ * 400 M_THREEPID_MEDIUM_NOT_SUPPORTED for a medium other than email (the only
+ * one Gatehouse binds), 400 M_INVALID_PARAM for an address that is not one.
+ */
+function canonicalThreepids(list: ThreepidInput[]): string[] {
+  const out = new Set<string>();
+  for (const { medium, address } of list) {
+    if (medium !== 'email') throw new MatrixError(400, 'M_THREEPID_MEDIUM_NOT_SUPPORTED', `threepids: medium ${JSON.stringify(medium.slice(0, 32))} is not supported (only email)`);
+    const canonical = canonicaliseEmail(address);
+    if (canonical === null) throw invalidParam(`threepids: ${JSON.stringify(address.slice(0, 320))} is not a valid email address`);
+    out.add(canonical);
+  }
+  return [...out];
 }
 
 /** A display name to store: "" is none; at most 256 characters, as Synapse. */
@@ -196,7 +227,8 @@ export class UserAdminHandler {
     if (!account) throw userNotFound();
     // Synapse's consent_version/consent_ts: the latest acceptance of its one consent policy.
     const privacy = (await Acceptances.listAcceptances(this.db, account.user_id)).filter((a) => a.policy_id === USER_CONSENT_POLICY_ID).at(-1);
-    return details(account, this.clock(), { version: privacy?.version ?? null, ts: privacy?.accepted_ts ?? null });
+    const threepids = await Threepids.listThreepids(this.db, account.user_id);
+    return details(account, this.clock(), { version: privacy?.version ?? null, ts: privacy?.accepted_ts ?? null }, threepids);
   }
 
   /**
@@ -244,16 +276,25 @@ export class UserAdminHandler {
    * `approved` (AccountApprovalHandler). Errors: 400 M_INVALID_PARAM (not a
    * local user ID; `deactivated` with `locked`; an unknown user type; a
    * display name over 256 characters; an avatar URL that is not mxc:// or
-   * over 1000 characters; an empty password; non-empty `threepids` or
-   * `externalIds`, which Gatehouse does not support yet; self-demotion), 400
+   * over 1000 characters; an empty password; a `threepids` address that is
+   * not one; non-empty `externalIds`, which Gatehouse does not support yet;
+   * self-demotion), 400 M_THREEPID_MEDIUM_NOT_SUPPORTED (a medium other than
+   * email), 400 M_THREEPID_IN_USE (an address bound to another account:
+   * unlike Synapse, which moves it silently; the registration policy is not
+   * applied, an admin's choice), 400
    * M_BAD_JSON (a password over 512 characters), 400 M_INVALID_USERNAME and
    * M_USER_IN_USE (creation, as at /register, case-insensitively), 403
    * M_FORBIDDEN (a password while password_config.enabled is false).
    */
   async put(actor: Actor, userId: string, changes: UserChanges): Promise<{ created: boolean; user: UserDetails }> {
     localUserId(userId, this.config.server_name);
-    if (changes.threepids !== undefined && changes.threepids.length > 0)
-      throw invalidParam('threepids: Gatehouse does not support third-party identifiers (email, phone) yet; only [] is accepted');
+    const threepids = changes.threepids === undefined ? undefined : canonicalThreepids(changes.threepids);
+    const edits = changes.threepidEdits === undefined ? undefined : { add: canonicalThreepids(changes.threepidEdits.add), remove: canonicalThreepids(changes.threepidEdits.remove) };
+    // Told before anything changes (the transaction checks again, for a race).
+    for (const address of [...(threepids ?? []), ...(edits?.add ?? [])]) {
+      const owner = await Threepids.findUserIdByThreepid(this.db, 'email', address);
+      if (owner !== null && owner !== userId) throw threepidInUse();
+    }
     if (changes.externalIds !== undefined && changes.externalIds.length > 0)
       throw invalidParam('external_ids: Gatehouse does not support single sign-on yet; only [] is accepted');
     if (changes.userType !== undefined && changes.userType !== null && !USER_TYPES.includes(changes.userType))
@@ -284,6 +325,7 @@ export class UserAdminHandler {
           if (passwordHash !== undefined) await this.setPassword(trx, actor, userId, passwordHash, changes.logoutDevices ?? true);
           if (changes.deactivated === false && before.deactivated) await UserAdmin.markActive(trx, userId);
         }
+        if (threepids !== undefined || edits !== undefined) await this.setThreepids(trx, userId, threepids, edits);
         if (changes.userType !== undefined) await Users.setUserType(trx, userId, changes.userType);
         if (changes.deactivated === true && !before?.deactivated) await deactivateAccount(trx, this.sessions, userId, { erase: false });
         return !before;
@@ -298,6 +340,37 @@ export class UserAdminHandler {
       await this.accountState.setLocked(userId, { on: changes.locked });
     if (after && !created && changes.approved !== undefined && changes.approved !== after.approved) await this.approval.setApproved(userId, changes.approved);
     return { created, user: await this.get(userId) };
+  }
+
+  /**
+   * Sets the account's email addresses (canonical): `replace` them all, and/or
+   * `edits`. Addresses kept keep their times; new ones are validated and
+   * added now (as Synapse). 400 M_THREEPID_IN_USE when one is bound to another account.
+   */
+  private async setThreepids(trx: Knex, userId: string, replace: string[] | undefined, edits: { add: string[]; remove: string[] } | undefined): Promise<void> {
+    const current = (await Threepids.listThreepids(trx, userId)).filter((t) => t.medium === 'email').map((t) => t.address);
+    let wanted = replace ?? current;
+    if (edits) wanted = [...new Set([...wanted, ...edits.add])].filter((a) => !edits.remove.includes(a));
+    for (const address of current) if (!wanted.includes(address)) await Threepids.deleteThreepid(trx, userId, 'email', address);
+    const now = this.clock();
+    for (const address of wanted) {
+      if (current.includes(address)) continue;
+      // The primary key decides a race with another account taking the address.
+      if (!(await Threepids.insertThreepid(trx, { user_id: userId, medium: 'email', address, validated_at: now, added_at: now }))) throw threepidInUse();
+    }
+  }
+
+  /**
+   * GET /_synapse/admin/v1/threepid/{medium}/users/{address}: `{user_id}` of
+   * the account the address is bound to (an email address canonicalised
+   * first, which Synapse does not do). Errors: 404 M_NOT_FOUND (bound to
+   * none, not an address, or a medium Gatehouse binds nothing of).
+   */
+  async userByThreepid(medium: string, address: string): Promise<{ user_id: string }> {
+    const canonical = medium === 'email' ? canonicaliseEmail(address) : null;
+    const userId = canonical === null ? null : await Threepids.findUserIdByThreepid(this.db, 'email', canonical);
+    if (userId === null) throw userNotFound();
+    return { user_id: userId };
   }
 
   /** Creates the account; false when another request created it meanwhile. 400 M_USER_IN_USE when the name is taken in another case. */

@@ -27,7 +27,7 @@ export function loginRoutes(router: Router, login: LoginHandler, loginTokens: Lo
       password: f.optionalString('password'),
       // Read for its own type only: a stray `token` beside a password is ignored, as Synapse.
       token: type === 'm.login.token' ? f.optionalString('token', { maxLength: MAX_LOGIN_TOKEN }) : null,
-      identifier: { identifier: body.identifier, user: body.user },
+      identifier: { identifier: body.identifier, user: body.user, medium: body.medium, address: body.address },
       deviceId: f.deviceId('device_id'),
       initialDeviceDisplayName: f.deviceDisplayName('initial_device_display_name'),
       refreshToken: f.boolean('refresh_token', false),

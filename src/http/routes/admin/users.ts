@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import { badJson, invalidParam, missingParam, notFound } from '../../../errors.js';
 import { serverVersion } from '../../../handlers/admin/server-version.js';
 import type { UserSessionsAdminHandler } from '../../../handlers/admin/user-sessions.js';
-import { DEFAULT_LIST_LIMIT, type UserAdminHandler, type UserChanges } from '../../../handlers/admin/users.js';
+import { DEFAULT_LIST_LIMIT, type ThreepidInput, type UserAdminHandler, type UserChanges } from '../../../handlers/admin/users.js';
 import type { Requester, SessionHandler } from '../../../handlers/sessions.js';
 import { ACCOUNT_ORDERS, type AccountOrder } from '../../../repositories/user-admin.js';
 import { requesterOf, requireAdmin, requireAuth } from '../../middleware/auth.js';
@@ -83,7 +83,7 @@ function userChanges(body: Record<string, unknown>): UserChanges {
   const changes: UserChanges = {
     displayname: stringOrNull(body, 'displayname'),
     avatarUrl: stringOrNull(body, 'avatar_url'),
-    threepids: objectList(body, 'threepids', ['medium', 'address']),
+    threepids: objectList(body, 'threepids', ['medium', 'address']) as ThreepidInput[] | undefined,
     externalIds: objectList(body, 'external_ids', ['auth_provider', 'external_id']),
     admin: optionalBoolean(body, 'admin'),
     deactivated: optionalBoolean(body, 'deactivated'),
@@ -167,6 +167,11 @@ export function adminUserRoutes(router: Router, users: UserAdminHandler, userSes
     const value = optionalBoolean(body, 'admin')!;
     reply(ctx, 200, await users.setAdmin(actorOf(requesterOf(ctx)), userId, value));
   });
+
+  // GET /_synapse/admin/v1/threepid/{medium}/users/{address}
+  router.get('/_synapse/admin/v1/threepid/:medium/users/:address', admin, async (ctx) =>
+    reply(ctx, 200, await users.userByThreepid(ctx.params.medium!, ctx.params.address!)),
+  );
 
   // GET /_synapse/admin/v1/username_available?username=
   router.get('/_synapse/admin/v1/username_available', admin, async (ctx) => {
