@@ -88,7 +88,7 @@ describe('templates', () => {
 
   it('every built-in template compiles', () => {
     expect(() => pages.verify()).not.toThrow();
-    expect(TEMPLATE_NAMES.length).toBe(8);
+    expect(TEMPLATE_NAMES.length).toBe(9);
   });
 
   it('escape what they are given, and link no policy URL that is not http(s)', () => {
