@@ -55,11 +55,20 @@ export interface EphemeralServer {
 }
 
 const OPEN = { per_second: 1_000_000, burst_count: 1_000_000 };
+/**
+ * argon2id at its cheapest sensible cost: the accounts die with the process,
+ * and a test suite registers and logs in many times. The default (19 MiB,
+ * t=2) would cost each registration and login ~50 ms of CPU and keep ~19 MiB
+ * per libuv thread that hashed in the allocator's arenas (the idle RSS goal).
+ * `config: { argon2: … }` restores production costs.
+ */
+const EPHEMERAL_ARGON2 = { memory_cost: 1024, time_cost: 1, parallelism: 1 };
 
 /**
  * The ephemeral configuration: 127.0.0.1 only, an in-memory database, open
  * registration without verification, a fresh shared secret, rate limits out
- * of the way; `overrides` replace top-level keys. Throws `ConfigError`.
+ * of the way, cheap password hashing; `overrides` replace top-level keys.
+ * Throws `ConfigError`.
  */
 export function ephemeralConfig(serverName: string, port: number, logLevel: string, overrides: Record<string, unknown> = {}): Config {
   const { config } = buildConfig(
@@ -76,6 +85,7 @@ export function ephemeralConfig(serverName: string, port: number, logLevel: stri
       rc_registration: OPEN,
       rc_registration_token_validity: OPEN,
       rc_3pid_validation: OPEN,
+      argon2: EPHEMERAL_ARGON2,
       ...overrides,
     },
     process.cwd(),

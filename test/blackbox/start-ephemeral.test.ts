@@ -194,6 +194,43 @@ describe('startEphemeral options', () => {
     }
   });
 
+  it('hashes passwords cheaply unless config.argon2 says otherwise', async () => {
+    const cheap = await startEphemeral({ logLevel: 'silent' });
+    const dear = await startEphemeral({ logLevel: 'silent', config: { argon2: { memory_cost: 19456, time_cost: 2, parallelism: 1 } } });
+    try {
+      expect(cheap.config.argon2).toEqual({ memory_cost: 1024, time_cost: 1, parallelism: 1 });
+      expect(dear.config.argon2).toEqual({ memory_cost: 19456, time_cost: 2, parallelism: 1 });
+      // Both still log the admin in with its password.
+      for (const hs of [cheap, dear]) {
+        const login = await call(hs, 'POST', '/_matrix/client/v3/login', {
+          body: { type: 'm.login.password', identifier: { type: 'm.id.user', user: 'admin' }, password: hs.adminPassword },
+        });
+        expect(login.status).toBe(200);
+        expect(login.body.user_id).toBe(hs.adminUserId);
+      }
+    } finally {
+      await cheap.close();
+      await dear.close();
+    }
+  });
+
+  it('start --ephemeral with a bad --server-name exits 1 with the reason, not a stack trace', async () => {
+    const child = spawn(process.execPath, [`${ROOT}dist/src/main.js`, 'start', '--ephemeral', '--port', '0', '--server-name', 'not a name'], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    expect(code).toBe(1);
+    expect(err).toMatch(/^gatehouse: --server-name: invalid configuration:/);
+    expect(err).toContain('server_name');
+    expect(err).not.toMatch(/\n\s+at /);
+    expect(out).toBe('');
+  });
+
   it('writes to the logger it is given', async () => {
     const lines: string[] = [];
     const sink = new Writable({
