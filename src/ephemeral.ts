@@ -58,8 +58,8 @@ const OPEN = { per_second: 1_000_000, burst_count: 1_000_000 };
 /**
  * argon2id at its cheapest sensible cost: the accounts die with the process,
  * and a test suite registers and logs in many times. The default (19 MiB,
- * t=2) would cost each registration and login ~50 ms of CPU and keep ~19 MiB
- * per libuv thread that hashed in the allocator's arenas (the idle RSS goal).
+ * t=2) costs each registration and login 50–100 ms of CPU (1 MiB, t=1: ~10 ms)
+ * and the admin's hash is part of startEphemeral()'s start time.
  * `config: { argon2: … }` restores production costs.
  */
 const EPHEMERAL_ARGON2 = { memory_cost: 1024, time_cost: 1, parallelism: 1 };
