@@ -9,6 +9,7 @@
 //                                     vs the bare server's p99 at that rate while raw argon2 verify runs flat out
 //   5. /sync (bench/sync.mjs, its own fresh server): RSS per waiting long-poll with 1000 waiting,
 //      GET /versions p99 with 1000 waiting vs none waiting, to-device send → delivery p50/p99
+//   6. start (bench/start.mjs, run first): start --ephemeral and startEphemeral() → /versions, idle RSS
 //
 // It is a measurement, not a test: it exits 0 whether or not a target is met.
 //
@@ -19,7 +20,8 @@
 //   BENCH_LOG=file|devnull    where the server's stdout (pino, level info) goes; default file
 //   BENCH_LOG_LEVEL=info      the server's log_level (keep info, as in production; other values are for experiments)
 //   BENCH_CONTENTION_RATE=N  whoami req/s in phase 4 (default: 25% of the whoami maximum measured in phase 1)
-//   BENCH_ONLY=whoami,login,register,contention,sync   run only these phases
+//   BENCH_ONLY=whoami,login,register,contention,sync,start   run only these phases
+//   BENCH_START_RUNS=7        fresh processes timed per start path (the median is reported)
 //   BENCH_SYNC_WAITING=1000   long-polls held open at once in the sync section
 //   BENCH_SYNC_MESSAGES=200   to-device messages timed in the sync section
 //   BENCH_PROFILE=1           run the server under --cpu-prof and keep the profile (see bench/profile-summary.mjs)
@@ -36,6 +38,7 @@ import sqlite3 from 'sqlite3';
 import { stringify } from 'yaml';
 import { argon2ParamsOf } from './lib/argon2-params.mjs';
 import { cpuSnapshot, foreignShare, processCpuMs, threadCpuMs } from './lib/cpu.mjs';
+import { startSection } from './start.mjs';
 import { syncSection } from './sync.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -266,11 +269,13 @@ async function main() {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run npm run build`);
   log(`Gatehouse bench: ${cpus().length} cores (${cpus()[0]?.model ?? '?'}), Node ${process.version}, load average ${load0.map((l) => l.toFixed(2)).join(' ')}`);
 
+  // 6. Start time and idle memory, first: no other server of the bench runs yet.
+  const started = wants('start') ? await startSection({ root: ROOT, phase, log, runs: Number(env.BENCH_START_RUNS ?? 7) }) : { rows: [], notes: [] };
   const gh = await startGatehouse();
   let bare = null;
   const live = () => [gh.child.pid, ...(bare ? [bare.child.pid] : [])];
-  const rows = [];
-  const notes = [];
+  const rows = [...started.rows];
+  const notes = [...started.notes];
 
   // Setup: the whoami user and the login users (registered one at a time).
   const me = await register(gh.url, 'bench');

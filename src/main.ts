@@ -5,11 +5,11 @@ import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
-import { buildConfig, ConfigError, loadConfigFile } from './config/load.js';
+import { ConfigError, loadConfigFile } from './config/load.js';
 import { configTemplate } from './config/template.js';
 import type { Config } from './config/types.js';
-import { randomString } from './crypto/tokens.js';
 import { migrateToLatest, openDatabase } from './db/database.js';
+import { launchEphemeral } from './ephemeral.js';
 import { createLogger } from './logger.js';
 import { createPrivateFile, openToOthers } from './private-files.js';
 
@@ -56,62 +56,53 @@ function readConfig(path: string): Config {
   }
 }
 
-/** In-memory server for client and test authors: ready in a moment, gone when stopped. */
-function ephemeralConfig(serverName: string, port: number): Config {
-  const open = { per_second: 1_000_000, burst_count: 1_000_000 };
-  const { config } = buildConfig(
-    {
-      server_name: serverName,
-      public_baseurl: `http://127.0.0.1:${port}/`,
-      listeners: [{ port, bind_addresses: ['127.0.0.1'], type: 'http' }],
-      database: { name: 'sqlite3', args: { database: ':memory:' } },
-      enable_registration: true,
-      enable_registration_without_verification: true,
-      registration_shared_secret: randomString(32),
-      log_level: 'warn',
-      rc_login: { address: open, account: open, failed_attempts: open },
-      rc_registration: open,
-    },
-    process.cwd(),
-  );
-  return config;
-}
-
 async function start(values: Record<string, string | boolean | undefined>) {
   const ephemeral = values.ephemeral === true;
   const port = values.port === undefined ? 8008 : Number(values.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) fail(`--port: "${String(values.port)}" is not a port number`);
   const serverName = (values['server-name'] as string | undefined) ?? process.env.SERVER_NAME ?? 'localhost';
-  const config = ephemeral ? ephemeralConfig(serverName, port) : readConfig(configPath(values.config as string | undefined));
+  if (ephemeral) return startEphemeralCommand(serverName, port);
+  const config = readConfig(configPath(values.config as string | undefined));
   const logger = createLogger(config.log_level);
-  if (!ephemeral) warnAboutOpenFiles(config, logger);
+  warnAboutOpenFiles(config, logger);
   // Loaded here, not at the top, so that --help and generate-config answer at once.
   const { createGatehouse } = await import('./app.js');
-  const gatehouse = await createGatehouse(config, { logger, ephemeralKey: ephemeral });
+  const gatehouse = await createGatehouse(config, { logger });
   const addresses = await gatehouse.listen();
   const urls = addresses.map((a) => `http://${a.family === 'IPv6' ? `[${a.address}]` : a.address}:${a.port}`);
-  // --port 0: advertise (well-known, login's well_known) the port actually picked, not 0.
-  if (ephemeral && port === 0) config.public_baseurl = `${urls[0]}/`;
   logger.info({ server_name: config.server_name, listening: urls }, 'Gatehouse is ready');
+  stopOnSignals(logger, async () => {
+    await gatehouse.close();
+    // The log is written asynchronously: let the last lines out before exiting.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+  });
+}
 
-  if (ephemeral) {
-    const password = randomString(24);
-    const admin = await gatehouse.createAdmin('admin', password);
-    out(
-      `Gatehouse (ephemeral) serving ${config.server_name} at ${urls[0]}/\n` +
-        `admin user: ${admin.user_id}\nadmin password: ${password}\nadmin access token: ${admin.access_token}\n` +
-        `registration shared secret: ${config.registration_shared_secret}\n`,
-    );
+/** `start --ephemeral`: the server of src/ephemeral.ts, its admin credentials printed on stdout. */
+async function startEphemeralCommand(serverName: string, port: number) {
+  let hs;
+  try {
+    // Logs on stdout, as the configured server's.
+    hs = await launchEphemeral({ serverName, port }, 1);
+  } catch (e) {
+    if (e instanceof ConfigError) return fail(`--server-name: ${e.message}`);
+    throw e;
   }
+  out(
+    `Gatehouse (ephemeral) serving ${hs.serverName} at ${hs.baseUrl}/\n` +
+      `admin user: ${hs.adminUserId}\nadmin password: ${hs.adminPassword}\nadmin access token: ${hs.adminToken}\n` +
+      `registration shared secret: ${hs.sharedSecret}\n`,
+  );
+  stopOnSignals(hs.logger, hs.close);
+}
 
+function stopOnSignals(logger: Logger, close: () => Promise<void>) {
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
     logger.info('shutting down');
-    await gatehouse.close();
-    // The log is written asynchronously: let the last lines out before exiting.
-    await new Promise<void>((resolve) => logger.flush(() => resolve()));
+    await close();
     process.exit(0);
   };
   process.on('SIGINT', stop);

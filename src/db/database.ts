@@ -1,13 +1,24 @@
 // Opens the database named in the config: SQLite (embedded default) or PostgreSQL.
 
+import { createRequire } from 'node:module';
 import knexFactory, { type Knex } from 'knex';
-import pg from 'pg';
 import type { DatabaseConfig } from '../config/types.js';
 import { migrationSource } from '../../migrations/index.js';
 import { createPrivateFile } from '../private-files.js';
 
-// PostgreSQL returns BIGINT as a string by default; our timestamps fit in a double.
-pg.types.setTypeParser(20, (v: string) => Number.parseInt(v, 10));
+const require = createRequire(import.meta.url);
+
+/**
+ * The pg driver, loaded on first use only: an SQLite server (and `start
+ * --ephemeral`) starts faster and smaller without it. knex loads the same
+ * module instance.
+ */
+function loadPg(): typeof import('pg') {
+  const pg = require('pg') as typeof import('pg');
+  // PostgreSQL returns BIGINT as a string by default; our timestamps fit in a double.
+  pg.types.setTypeParser(20, (v: string) => Number.parseInt(v, 10));
+  return pg;
+}
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -41,6 +52,7 @@ export function openDatabase(config: DatabaseConfig): Knex {
       },
     });
   }
+  loadPg();
   return knexFactory({
     client: 'pg',
     compileSqlOnError: false,

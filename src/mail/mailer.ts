@@ -4,8 +4,10 @@
 // nodemailer's error codes only: never the server's reply text (it may echo
 // the recipient's address) and never the SMTP password.
 
+import { createRequire } from 'node:module';
 import { domainToASCII } from 'node:url';
-import nodemailer, { type Mail } from 'nodemailer';
+import type nodemailer from 'nodemailer';
+import type { Mail } from 'nodemailer';
 import type { SMTPSentMessageInfo, SMTPTransportOptions } from 'nodemailer/lib/smtp-transport';
 import addressparser from 'nodemailer/lib/addressparser';
 import type { Logger } from 'pino';
@@ -66,7 +68,9 @@ export class Mailer {
   ) {
     const dirs = [options.customTemplateDirectory ?? null, config.template_dir].filter((d): d is string => d !== null);
     this.templates = new MailTemplates(dirs);
-    this.transport = nodemailer.createTransport({
+    // nodemailer is loaded by the first Mailer only: a server without `email` (and `start --ephemeral`) starts without it.
+    const { createTransport } = createRequire(import.meta.url)('nodemailer') as typeof nodemailer;
+    this.transport = createTransport({
       host: config.smtp_host,
       port: config.smtp_port,
       secure: config.force_tls,

@@ -1,0 +1,6 @@
+// The package's entry point (`import { startEphemeral } from 'gatehouse'`):
+// a homeserver inside the caller's process, for client and SDK tests.
+
+export { type EphemeralOptions, type EphemeralServer, startEphemeral } from './ephemeral.js';
+export { ConfigError } from './config/load.js';
+export type { Config } from './config/types.js';
