@@ -27,6 +27,8 @@ interface Entry {
   row: AccessTokenWithUser;
   /** When the row was read from the database (ms since the epoch). */
   readAt: number;
+  /** When it was last served (ms): the order of `entries`, so the oldest uses come first. */
+  usedAt: number;
 }
 
 export class TokenCache {
@@ -65,10 +67,12 @@ export class TokenCache {
     if (!this.on) return undefined;
     const entry = this.entries.get(tokenHash);
     if (!entry) return undefined;
-    if (this.clock() - entry.readAt >= this.maxAgeMs) {
+    const now = this.clock();
+    if (now - entry.readAt >= this.maxAgeMs) {
       this.remove(tokenHash, entry.row.user_id);
       return undefined;
     }
+    entry.usedAt = now;
     this.entries.delete(tokenHash);
     this.entries.set(tokenHash, entry);
     return entry.row;
@@ -91,13 +95,28 @@ export class TokenCache {
     const hash = row.token_hash;
     const old = this.entries.get(hash);
     if (old) this.remove(hash, old.row.user_id);
-    this.entries.set(hash, { row, readAt });
+    this.purgeExpired();
+    this.entries.set(hash, { row, readAt, usedAt: this.clock() });
     let hashes = this.byUser.get(row.user_id);
     if (!hashes) this.byUser.set(row.user_id, (hashes = new Set()));
     hashes.add(hash);
     while (this.entries.size > this.maxEntries) {
       const [oldest, entry] = this.entries.entries().next().value as [string, Entry];
       this.remove(oldest, entry.row.user_id);
+    }
+  }
+
+  /**
+   * Drops entries past their max age from the least recently used end, so that
+   * memory follows the tokens in use rather than `maxEntries` (an entry unused
+   * for the max age was read longer ago than that). Called on each store and by
+   * the token sweep.
+   */
+  purgeExpired(): void {
+    const before = this.clock() - this.maxAgeMs;
+    for (const [hash, entry] of this.entries) {
+      if (entry.usedAt > before) break;
+      this.remove(hash, entry.row.user_id);
     }
   }
 

@@ -329,6 +329,7 @@ export class SessionHandler implements TokenInvalidator {
    */
   async sweepExpiredTokens(): Promise<void> {
     const now = this.clock();
+    this.tokenCache?.purgeExpired();
     const deleted = await this.db.transaction(async (trx) => {
       const refresh = await Tokens.deleteExpiredRefreshTokens(trx, now - EXPIRED_REFRESH_GRACE_MS);
       return refresh + (await Tokens.deleteExpiredAccessTokens(trx, now - EXPIRED_ACCESS_GRACE_MS));

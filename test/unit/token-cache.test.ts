@@ -160,3 +160,21 @@ describe('TokenCache', () => {
     expect(c.size).toBe(0);
   });
 });
+
+describe('TokenCache memory', () => {
+  it('follows the tokens in use: entries unused for the max age go at the next store', () => {
+    const { c, put, advance } = cache({ maxEntries: 1000, maxAgeMs: 5000 });
+    for (let i = 0; i < 100; i++) put(row(`old${i}`, `@u${i}:test.local`));
+    advance(3000);
+    expect(c.get('old0')).toBeDefined();
+    advance(2500);
+    put(row('new'));
+    // old0 was used 2.5 s ago (but read 5.5 s ago: expired on its next get); the 99 others went.
+    expect(c.size).toBe(2);
+    expect(c.get('old0')).toBeUndefined();
+    expect(c.get('new')).toBeDefined();
+    advance(5000);
+    c.purgeExpired();
+    expect(c.size).toBe(0);
+  });
+});
