@@ -4,6 +4,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { TokenCache } from '../../src/cache/token-cache.js';
+import { buildConfig, ConfigError } from '../../src/config/load.js';
 import type { AccessTokenWithUser } from '../../src/repositories/tokens.js';
 
 const row = (hash: string, user = '@u:test.local'): AccessTokenWithUser => ({
@@ -176,5 +177,45 @@ describe('TokenCache memory', () => {
     advance(5000);
     c.purgeExpired();
     expect(c.size).toBe(0);
+  });
+});
+
+describe('caches config', () => {
+  const build = (caches: unknown) => buildConfig({ server_name: 'example.org', caches }, '/tmp');
+  const problems = (caches: unknown): string[] => {
+    try {
+      build(caches);
+      return [];
+    } catch (e) {
+      if (e instanceof ConfigError) return e.problems;
+      throw e;
+    }
+  };
+
+  it('defaults to 100,000 entries trusted for 5 s', () => {
+    expect(buildConfig({ server_name: 'example.org' }, '/tmp').config.caches).toEqual({ access_token_max_entries: 100_000, access_token_max_age: 5000 });
+  });
+
+  it('reads the keys, 0 included (off), and accepts Synapse\'s cache keys without a warning', () => {
+    const { config, warnings } = build({ access_token_max_entries: 0, access_token_max_age: '30s', global_factor: 2, per_cache_factors: { a: 1 } });
+    expect(config.caches).toEqual({ access_token_max_entries: 0, access_token_max_age: 30_000 });
+    expect(warnings).toEqual([]);
+  });
+
+  it.each([
+    [{ access_token_max_entries: -1 }, 'caches.access_token_max_entries'],
+    [{ access_token_max_entries: 1.5 }, 'caches.access_token_max_entries'],
+    [{ access_token_max_entries: '10' }, 'caches.access_token_max_entries'],
+    [{ access_token_max_entries: 1e12 }, 'caches.access_token_max_entries'],
+    [{ access_token_max_age: 'soon' }, 'caches.access_token_max_age'],
+    [{ access_token_max_age: -5 }, 'caches.access_token_max_age'],
+  ])('refuses %j, naming the key', (caches, key) => {
+    const found = problems(caches);
+    expect(found).toHaveLength(1);
+    expect(found[0]!.startsWith(`${key}:`)).toBe(true);
+  });
+
+  it('warns about an unknown key in the section', () => {
+    expect(build({ access_token_max_size: 5 }).warnings).toEqual(['unknown configuration key "caches.access_token_max_size" is ignored']);
   });
 });
