@@ -97,11 +97,6 @@ export class PgNotifier implements Notifier {
     }
   }
 
-  /** Whether the listening connection is up (the token cache may be trusted). */
-  get listening(): boolean {
-    return this.client !== null;
-  }
-
   private dropTokens(payload: string | undefined): void {
     const cache = this.tokenCache;
     if (!cache) return;
