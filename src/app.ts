@@ -8,6 +8,7 @@ import type { Knex } from 'knex';
 import type Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.js';
+import { TokenCache } from './cache/token-cache.js';
 import { PasswordHasher } from './crypto/passwords.js';
 import { generateSigningKey, loadOrCreateSigningKey, type SigningKey } from './crypto/signing-key.js';
 import { dialectOf, migrateToLatest, openDatabase } from './db/database.js';
@@ -175,10 +176,12 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
       ? await PreparedAccessTokenLookup.open(config.database.args.database)
       : null;
   // /sync: one notifier per process (LISTEN/NOTIFY across the processes sharing a PostgreSQL database).
-  const pgNotifier = dialectOf(db) === 'postgres' ? new PgNotifier(db, logger) : null;
+  // The access-token cache; on PostgreSQL the notifier keeps it off while it cannot hear other processes' changes.
+  const tokenCache = new TokenCache({ maxEntries: config.caches.access_token_max_entries, maxAgeMs: config.caches.access_token_max_age });
+  const pgNotifier = dialectOf(db) === 'postgres' ? new PgNotifier(db, logger, tokenCache) : null;
   await pgNotifier?.start();
   const notifier: Notifier = pgNotifier ?? new LocalNotifier();
-  const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined, undefined, notifier);
+  const sessions = new SessionHandler(db, config, preparedLookup ? (h) => preparedLookup.find(h) : undefined, undefined, notifier, tokenCache);
   const info = new ServerInfoHandler(config, signingKey);
   const threepidValidation = new ThreepidValidationHandler(db, config, mailer, limiters.threepidValidation, logger);
   const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration, limiters.registrationTokenValidity);
@@ -190,8 +193,8 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const sharedSecret = new SharedSecretRegistrationHandler(db, config, sessions, hasher);
   const registrationTokens = new RegistrationTokenAdminHandler(db, config.public_baseurl);
   const terms = new TermsHandler(db, config);
-  const accountState = new AccountStateHandler(db, config.server_name);
-  const userAdmin = new UserAdminHandler(db, config, hasher, sessions, accountState, new AccountApprovalHandler(db, config.server_name));
+  const accountState = new AccountStateHandler(db, config.server_name, undefined, sessions);
+  const userAdmin = new UserAdminHandler(db, config, hasher, sessions, accountState, new AccountApprovalHandler(db, config.server_name, sessions));
   const userSessionsAdmin = new UserSessionsAdminHandler(db, config.server_name, sessions);
   // Fallback pages exist for registration's stages (the token, the terms, the email) and the password reset's email stage.
   const fallback = new FallbackHandler(

@@ -332,8 +332,9 @@ export async function usersCommand(args: string[], ctx: UsersCommandContext): Pr
 
 function handlers(db: Knex, config: Config, now: () => number): Handlers {
   const sessions = new SessionHandler(db, config);
-  const state = new AccountStateHandler(db, config.server_name, now);
-  const approval = new AccountApprovalHandler(db, config.server_name);
+  // On PostgreSQL, the sessions handler announces each change to the running servers' token caches.
+  const state = new AccountStateHandler(db, config.server_name, now, sessions);
+  const approval = new AccountApprovalHandler(db, config.server_name, sessions);
   return {
     users: new UserAdminHandler(db, config, new PasswordHasher(config.argon2), sessions, state, approval, now),
     sessions: new UserSessionsAdminHandler(db, config.server_name, sessions),

@@ -467,6 +467,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
     ...turnConfig(root, errors),
     ...termsConfig({ root, track, errors, baseDir, publicBaseurl }),
     templates: { custom_template_directory: templateDirectory(track(root.section('templates')), baseDir, errors) },
+    caches: { access_token_max_entries: 0, access_token_max_age: 0 },
   };
   const uiAuth = track(root.section('ui_auth'));
   // 30 minutes (Synapse keeps UIA sessions for 48 hours, which holds a registration token's use
@@ -474,6 +475,7 @@ export function buildConfig(raw: unknown, baseDir: string): LoadedConfig {
   config.ui_auth_session_lifetime = uiAuth.duration('session_lifetime', 30 * 60_000) ?? 30 * 60_000;
   uiAuth.accept('session_timeout');
   config.login_via_existing_session = loginViaExistingSession(track(root.section('login_via_existing_session')), errors);
+  config.caches = cachesConfig(track(root.section('caches')));
 
   const refusals = refuseRestrictiveKeys(raw);
   errors.push(...refusals.problems);
@@ -522,6 +524,20 @@ function requiredThreepids(root: Section, errors: string[]): 'email'[] {
     else errors.push(`registrations_require_3pid[${i}]: expected "email", got ${JSON.stringify(m)}`);
   });
   return out;
+}
+
+/**
+ * The `caches` section: Gatehouse's access-token cache keys; Synapse's own keys
+ * there (cache sizes and expiry of its many caches) are accepted and ignored.
+ */
+function cachesConfig(s: Section): Config['caches'] {
+  s.accept('global_factor', 'per_cache_factors', 'expire_caches', 'cache_entry_ttl', 'sync_response_cache_duration', 'cache_autotuning');
+  return {
+    // About 1 KB each (docs/admin-guide.md): 100 MB at most.
+    access_token_max_entries: s.number('access_token_max_entries', 100_000, { integer: true, min: 0, max: 10_000_000 }),
+    // The bound for writers that cannot announce a change (the CLI on SQLite, SQL typed by hand).
+    access_token_max_age: s.duration('access_token_max_age', 5_000) ?? 5_000,
+  };
 }
 
 /** Synapse's TURN keys (top level), with Synapse's defaults: a lifetime of an hour, guests allowed. */

@@ -199,4 +199,10 @@ export interface Config {
   user_consent: UserConsentConfig | null;
   /** Synapse's `templates` section: the admin's folder of page templates (absolute), or null for the built-in ones. */
   templates: { custom_template_directory: string | null };
+  /**
+   * The in-process access-token cache (Gatehouse keys under Synapse's `caches`
+   * section): at most `access_token_max_entries` tokens, each trusted for
+   * `access_token_max_age` ms after it was read. Either 0 turns the cache off.
+   */
+  caches: { access_token_max_entries: number; access_token_max_age: number };
 }

@@ -7,7 +7,7 @@ import type { Knex } from 'knex';
 import { parseUserId } from '../domain/user-ids.js';
 import { forbidden, invalidParam, MatrixError, notFound } from '../errors.js';
 import * as Users from '../repositories/users.js';
-import type { Requester } from './sessions.js';
+import type { Requester, TokenInvalidator } from './sessions.js';
 
 /**
  * MSC3939: a locked account. 401 with `soft_logout: true`, so that clients
@@ -66,6 +66,8 @@ export class AccountStateHandler {
     private readonly db: Knex,
     private readonly serverName: string,
     private readonly clock: () => number = Date.now,
+    /** Drops the account's cached tokens after each change (SessionHandler). */
+    private readonly tokens?: TokenInvalidator,
   ) {}
 
   /** The account's lock and suspension. 400 M_INVALID_PARAM (not a local user ID), 404 M_NOT_FOUND (no such account). */
@@ -84,6 +86,7 @@ export class AccountStateHandler {
     await this.localUser(userId);
     if (actingAdmin === userId) throw forbidden('You cannot suspend or lock your own account');
     await Users.setLock(this.db, userId, restriction);
+    await this.tokens?.invalidateUsers(this.db, [userId]);
     return this.state(userId);
   }
 
@@ -93,6 +96,7 @@ export class AccountStateHandler {
     await this.localUser(userId);
     if (actingAdmin === userId) throw forbidden('You cannot suspend or lock your own account');
     await Users.setSuspension(this.db, userId, restriction);
+    await this.tokens?.invalidateUsers(this.db, [userId]);
     return this.state(userId);
   }
 
@@ -119,6 +123,7 @@ export class AccountStateHandler {
     if (user.user_id === adminId) throw forbidden('You cannot suspend or lock your own account');
     if (what === 'lock') await Users.setLock(this.db, user.user_id, restriction);
     else await Users.setSuspension(this.db, user.user_id, restriction);
+    await this.tokens?.invalidateUsers(this.db, [user.user_id]);
     return this.state(user.user_id);
   }
 

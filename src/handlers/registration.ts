@@ -190,6 +190,8 @@ export class RegistrationHandler {
       if (guestUserId !== null) {
         userId = (await Users.upgradeGuest(trx, guestUserId, passwordHash, approved)) ? guestUserId : null;
         if (!userId) throw forbidden('This guest account cannot be upgraded any more');
+        // The guest's tokens now belong to a full account (is_guest, approval).
+        await this.sessions.invalidateUsers(trx, [userId]);
       } else {
         // As Synapse: the display name starts as the localpart.
         const account = { localpart, passwordHash, isAdmin: false, isGuest: false, displayname: localpart, approved };

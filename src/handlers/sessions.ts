@@ -2,8 +2,10 @@
 // A session is a device plus its access (and optional refresh) token.
 
 import type { Knex } from 'knex';
+import type { TokenCache } from '../cache/token-cache.js';
 import type { Config } from '../config/types.js';
 import { constantTimeEqual, hashToken, newDeviceId, newToken } from '../crypto/tokens.js';
+import { dialectOf } from '../db/database.js';
 import { awaitingApproval, unknownToken } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
 import * as SyncData from '../repositories/sync-data.js';
@@ -11,6 +13,7 @@ import { recordDeviceListChange } from '../repositories/streams.js';
 import * as Tokens from '../repositories/tokens.js';
 import { isInForce } from '../repositories/users.js';
 import type { Notifier } from '../sync/notifier.js';
+import { announceTokenInvalidation } from '../sync/pg-notifier.js';
 import { forbidIfSuspended, userLocked } from './account-state.js';
 
 export interface Requester {
@@ -52,8 +55,15 @@ const EXPIRED_ACCESS_GRACE_MS = 7 * 24 * 3_600_000;
 /** How often a device's last-seen fields are written at most (per process). */
 const LAST_SEEN_INTERVAL_MS = 60_000;
 
-export class SessionHandler {
+/** What the account-state, approval and admin writers need of SessionHandler. */
+export interface TokenInvalidator {
+  invalidateUsers(q: Knex, userIds: string[]): Promise<void>;
+}
+
+export class SessionHandler implements TokenInvalidator {
   private readonly lastSeenWrites = new Map<number, number>();
+  /** PostgreSQL: other processes may cache tokens too, and hear of changes through NOTIFY. */
+  private readonly announce: boolean;
 
   constructor(
     private readonly db: Knex,
@@ -67,7 +77,36 @@ export class SessionHandler {
     private readonly clock: () => number = Date.now,
     /** Wakes the user's waiting /sync requests when a device goes (absent in the CLI). */
     private readonly notifier?: Notifier,
-  ) {}
+    /** This process's access-token cache (absent in the CLI, which serves no requests). */
+    private readonly tokenCache?: TokenCache,
+  ) {
+    this.announce = dialectOf(db) === 'postgres';
+  }
+
+  /**
+   * The one choke point for every write that ends or changes what a user's
+   * tokens may do (token deletion, lock, suspension, approval, admin flag,
+   * deactivation, guest upgrade): drops the users' cached tokens in this
+   * process and announces it to the others (PostgreSQL). Call it after the
+   * write, on the same `q`: in a transaction the announcement is delivered on
+   * commit, and this process drops the entries again once the transaction
+   * ends, so that a lookup that read the old row meanwhile cannot keep it.
+   * Rejects as the query does (the caller's transaction then rolls back).
+   */
+  async invalidateUsers(q: Knex, userIds: string[]): Promise<void> {
+    const users = [...new Set(userIds)];
+    if (users.length === 0) return;
+    const cache = this.tokenCache;
+    cache?.invalidateUsers(users);
+    if (cache && (q as Knex.Transaction).isTransaction) {
+      // The outermost transaction: a savepoint's release commits nothing yet.
+      let trx = q as Knex.Transaction & { parentTransaction?: Knex.Transaction };
+      while (trx.parentTransaction) trx = trx.parentTransaction;
+      const again = () => cache.invalidateUsers(users);
+      trx.executionPromise?.then(again, again);
+    }
+    if (this.announce) await announceTokenInvalidation(q, users);
+  }
 
   /**
    * Creates (or reuses) the device and gives it a fresh token pair. Signing in
@@ -80,7 +119,10 @@ export class SessionHandler {
     const now = this.clock();
     const deviceId = req.deviceId ?? newDeviceId();
     // A generated device ID is new, so it has no earlier tokens to end.
-    if (req.deviceId !== null) await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
+    if (req.deviceId !== null) {
+      await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
+      await this.invalidateUsers(q, [req.userId]);
+    }
     await Devices.upsertDevice(
       q,
       { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: clientAddress(req.ip), user_agent: req.userAgent },
@@ -162,7 +204,7 @@ export class SessionHandler {
     opts: { signOut?: boolean; forbidWhenSuspended?: boolean } = {},
   ): Promise<Requester> {
     const hash = hashToken(token);
-    const row = await this.lookupToken(hash);
+    const row = this.tokenCache?.get(hash) ?? (await this.lookupAndCache(hash));
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
     const now = this.clock();
     const requester: Requester = {
@@ -189,11 +231,29 @@ export class SessionHandler {
     if (refreshTokenId !== null && !row.used) {
       // First use of a refreshed token: the refresh token it replaced (and its access token) retire now.
       await this.db.transaction(async (trx) => {
-        if (await Tokens.markAccessTokenUsed(trx, row.id)) await Tokens.deletePredecessorRefreshTokens(trx, refreshTokenId);
+        if (!(await Tokens.markAccessTokenUsed(trx, row.id))) return;
+        await Tokens.deletePredecessorRefreshTokens(trx, refreshTokenId);
+        await this.invalidateUsers(trx, [row.user_id]);
       });
     }
     await this.noteLastSeen(row.id, row.user_id, row.device_id, now, ip, userAgent);
     return requester;
+  }
+
+  /**
+   * Reads the token from the database and caches it when that is safe: not an
+   * unknown token (no negative caching), not a deactivated account's, and not
+   * a refreshed token before its first use (which must reach the database, to
+   * retire its predecessor).
+   */
+  private async lookupAndCache(hash: string): Promise<Tokens.AccessTokenWithUser | null> {
+    const cache = this.tokenCache;
+    if (!cache?.enabled) return this.lookupToken(hash);
+    const ticket = cache.ticket();
+    const readAt = this.clock();
+    const row = await this.lookupToken(hash);
+    if (row && !row.deactivated && (row.refresh_token_id === null || row.used)) cache.store(row, ticket, readAt);
+    return row;
   }
 
   private async noteLastSeen(tokenId: number, userId: string, deviceId: string, now: number, ip: string | null, ua: string | null) {
@@ -232,6 +292,8 @@ export class SessionHandler {
       if (row.next_token_id !== null) await Tokens.deleteRefreshTokenWithAccessTokens(trx, row.next_token_id);
       const { issued, refreshTokenId } = await this.issueTokens(trx, row.user_id, row.device_id, true, now, sessionEnd);
       await Tokens.linkNextRefreshToken(trx, row.id, refreshTokenId!);
+      // The retired pairs' access tokens may be cached.
+      await this.invalidateUsers(trx, [row.user_id]);
       const { device_id: _sameDevice, ...pair } = issued;
       return pair;
     });
@@ -254,6 +316,7 @@ export class SessionHandler {
       );
     }
     await Tokens.deleteTokensForDevices(trx, userId, deviceIds, keepDeviceId);
+    await this.invalidateUsers(trx, [userId]);
     // A deleted device's pending to-device messages can never be delivered.
     await SyncData.deleteToDeviceForDevices(trx, userId, deviceIds, keepDeviceId);
   }
@@ -266,10 +329,14 @@ export class SessionHandler {
    */
   async sweepExpiredTokens(): Promise<void> {
     const now = this.clock();
-    await this.db.transaction(async (trx) => {
-      await Tokens.deleteExpiredRefreshTokens(trx, now - EXPIRED_REFRESH_GRACE_MS);
-      await Tokens.deleteExpiredAccessTokens(trx, now - EXPIRED_ACCESS_GRACE_MS);
+    this.tokenCache?.purgeExpired();
+    const deleted = await this.db.transaction(async (trx) => {
+      const refresh = await Tokens.deleteExpiredRefreshTokens(trx, now - EXPIRED_REFRESH_GRACE_MS);
+      return refresh + (await Tokens.deleteExpiredAccessTokens(trx, now - EXPIRED_ACCESS_GRACE_MS));
     });
+    // Rare, and the users are not known here: forget every cached token of this process. (Every
+    // process sweeps; another one's cached rows for these tokens say "expired" until their max age.)
+    if (deleted > 0) this.tokenCache?.clear();
   }
 
   /** Ends one device's session: the device and all its tokens. */

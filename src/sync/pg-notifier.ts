@@ -3,12 +3,22 @@
 // dedicated connection (outside the pool) and wakes its own waiting syncs.
 // While that connection is down, every waiting sync is woken (it re-reads and
 // misses nothing), and it reconnects.
+//
+// The same connection listens on a second channel for the access-token cache
+// (issue 15): writers that end or change what a user's tokens may do announce
+// the user IDs there, in their own transaction (delivered on commit), and
+// every process drops those users' cached tokens. While the connection is down
+// (and until it has LISTENed again) the token cache is off: nothing announced
+// meanwhile can be missed.
 
 import type { Knex } from 'knex';
 import type { Logger } from 'pino';
+import type { TokenCache } from '../cache/token-cache.js';
 import { LocalNotifier, type Notifier } from './notifier.js';
 
 const CHANNEL = 'gatehouse_sync';
+/** Payload: a JSON array of user IDs whose cached tokens go, or "*" for every cached token. */
+export const TOKENS_CHANNEL = 'gatehouse_tokens';
 /** PostgreSQL's NOTIFY payload limit is 8000 bytes; user IDs are at most 255 characters. */
 const USERS_PER_NOTIFY = 25;
 const RECONNECT_MS = 1000;
@@ -31,7 +41,11 @@ export class PgNotifier implements Notifier {
   constructor(
     private readonly db: Knex,
     private readonly logger: Logger,
-  ) {}
+    /** This process's access-token cache: emptied on every announcement, and off while not listening. */
+    private readonly tokenCache?: TokenCache,
+  ) {
+    tokenCache?.disable();
+  }
 
   /** Connects the listening connection (the first time; later ones reconnect on their own). */
   async start(): Promise<void> {
@@ -44,6 +58,7 @@ export class PgNotifier implements Notifier {
     try {
       const client = await knexClient.acquireRawConnection();
       client.on('notification', (msg) => {
+        if (msg.channel === TOKENS_CHANNEL) return this.dropTokens(msg.payload);
         if (msg.channel !== CHANNEL || !msg.payload) return;
         try {
           const users = JSON.parse(msg.payload) as unknown;
@@ -55,6 +70,8 @@ export class PgNotifier implements Notifier {
       const lost = (err?: Error) => {
         if (this.client !== client) return;
         this.client = null;
+        // Announcements may be missed from now on: every lookup reads the database until re-LISTENed.
+        this.tokenCache?.disable();
         client.removeAllListeners();
         knexClient.destroyRawConnection(client).catch(() => undefined);
         if (!this.closed) {
@@ -65,14 +82,33 @@ export class PgNotifier implements Notifier {
       };
       client.on('error', lost);
       client.on('end', lost);
-      await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${CHANNEL}; LISTEN ${TOKENS_CHANNEL}`);
       this.client = client;
       if (this.closed) await knexClient.destroyRawConnection(client);
-      // Anything announced while no connection listened is re-read by every waiting sync.
-      else this.wakeAll();
+      else {
+        // Anything announced while no connection listened is re-read by every waiting sync,
+        // and the token cache starts again empty.
+        this.wakeAll();
+        this.tokenCache?.enable();
+      }
     } catch (err) {
       this.logger.warn({ err }, 'could not listen for sync notifications; retrying');
       this.schedule();
+    }
+  }
+
+  private dropTokens(payload: string | undefined): void {
+    const cache = this.tokenCache;
+    if (!cache) return;
+    try {
+      const users = JSON.parse(payload ?? '') as unknown;
+      if (users === '*') return cache.clear();
+      if (!Array.isArray(users)) throw new Error('not a list');
+      cache.invalidateUsers(users.filter((u): u is string => typeof u === 'string'));
+    } catch {
+      // On any doubt, forget everything.
+      cache.clear();
+      this.logger.warn('unreadable token cache notification; cache cleared');
     }
   }
 
@@ -120,5 +156,22 @@ export class PgNotifier implements Notifier {
       client.removeAllListeners();
       await (this.db.client as { destroyRawConnection(c: PgClient): Promise<void> }).destroyRawConnection(client).catch(() => undefined);
     }
+  }
+}
+
+/**
+ * Announces to every process on this PostgreSQL database that these users'
+ * cached access tokens must go (`'*'`: all of them). Run it on the writer's
+ * transaction: PostgreSQL delivers the notification on commit, and not at all
+ * on rollback. Rejects as the query does.
+ */
+export async function announceTokenInvalidation(q: Knex, userIds: string[] | '*'): Promise<void> {
+  if (userIds === '*') {
+    await q.raw('SELECT pg_notify(?, ?)', [TOKENS_CHANNEL, '"*"']);
+    return;
+  }
+  const users = [...new Set(userIds)];
+  for (let i = 0; i < users.length; i += USERS_PER_NOTIFY) {
+    await q.raw('SELECT pg_notify(?, ?)', [TOKENS_CHANNEL, JSON.stringify(users.slice(i, i + USERS_PER_NOTIFY))]);
   }
 }

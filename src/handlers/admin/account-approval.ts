@@ -6,6 +6,7 @@ import type { Knex } from 'knex';
 import { parseUserId } from '../../domain/user-ids.js';
 import { invalidParam, notFound } from '../../errors.js';
 import * as Users from '../../repositories/users.js';
+import type { TokenInvalidator } from '../sessions.js';
 
 export interface PendingAccount {
   user_id: string;
@@ -20,6 +21,8 @@ export class AccountApprovalHandler {
   constructor(
     private readonly db: Knex,
     private readonly serverName: string,
+    /** Drops the account's cached tokens after each change (SessionHandler). */
+    private readonly tokens?: TokenInvalidator,
   ) {}
 
   /** Accounts (not deactivated) that wait for approval, oldest first, at most `limit`. */
@@ -36,6 +39,7 @@ export class AccountApprovalHandler {
   async setApproved(userId: string, approved: boolean): Promise<{ user_id: string; approved: boolean }> {
     this.checkLocal(userId);
     if (!(await Users.setApproved(this.db, userId, approved))) throw notFound(`No such user ${userId}`);
+    await this.tokens?.invalidateUsers(this.db, [userId]);
     return { user_id: userId, approved };
   }
 

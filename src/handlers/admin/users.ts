@@ -324,6 +324,8 @@ export class UserAdminHandler {
           if (changes.admin !== undefined) await UserAdmin.setAdmin(trx, userId, changes.admin);
           if (passwordHash !== undefined) await this.setPassword(trx, actor, userId, passwordHash, changes.logoutDevices ?? true);
           if (changes.deactivated === false && before.deactivated) await UserAdmin.markActive(trx, userId);
+          // The admin flag, a reactivation: what the account's cached tokens say changed.
+          await this.sessions.invalidateUsers(trx, [userId]);
         }
         if (threepids !== undefined || edits !== undefined) await this.setThreepids(trx, userId, threepids, edits);
         if (changes.userType !== undefined) await Users.setUserType(trx, userId, changes.userType);
@@ -442,6 +444,7 @@ export class UserAdminHandler {
     localUserId(userId, this.config.server_name);
     if (!admin && actor?.userId === userId) throw invalidParam('You may not demote yourself.');
     if (!(await UserAdmin.setAdmin(this.db, userId, admin))) throw userNotFound();
+    await this.sessions.invalidateUsers(this.db, [userId]);
     return {};
   }
 
