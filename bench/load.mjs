@@ -3,7 +3,8 @@
 // Usage: node bench/load.mjs '<json options>'; prints one JSON line of results.
 //   url, path, method, headers, body, connections, duration, overallRate, delay (s)
 //   mode: "static" (same request every time), "register" (unique usernames,
-//   one-request m.login.dummy registration), "login" (m.login.password, round-robin over `users`)
+//   one-request m.login.dummy registration), "login" (m.login.password, round-robin over `users`),
+//   "tokens" (GET `path` with a bearer token taken round-robin from `tokens`)
 
 import autocannon from 'autocannon';
 
@@ -34,6 +35,17 @@ if (o.mode === 'register') {
       setupRequest(req) {
         const user = o.users[counter++ % o.users.length];
         req.body = JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user }, password: o.password });
+        return req;
+      },
+    },
+  ];
+} else if (o.mode === 'tokens') {
+  requests = [
+    {
+      method: 'GET',
+      path: o.path,
+      setupRequest(req) {
+        req.headers = { ...req.headers, authorization: `Bearer ${o.tokens[counter++ % o.tokens.length]}` };
         return req;
       },
     },

@@ -10,6 +10,10 @@
 //   5. /sync (bench/sync.mjs, its own fresh server): RSS per waiting long-poll with 1000 waiting,
 //      GET /versions p99 with 1000 waiting vs none waiting, to-device send → delivery p50/p99
 //   6. start (bench/start.mjs, run first): start --ephemeral and startEphemeral() → /versions, idle RSS
+//   7. scale (bench/scale.mjs): whoami and login with 1M users, 1M devices, 2M tokens seeded by bulk SQL
+//      vs the same with 1,000 users; SQLite, and PostgreSQL when BENCH_PG is set
+//   8. scaleout (bench/scaleout.mjs, needs BENCH_PG): server CPU per whoami, two processes on one
+//      PostgreSQL database vs one process
 //
 // It is a measurement, not a test: it exits 0 whether or not a target is met.
 //
@@ -20,8 +24,13 @@
 //   BENCH_LOG=file|devnull    where the server's stdout (pino, level info) goes; default file
 //   BENCH_LOG_LEVEL=info      the server's log_level (keep info, as in production; other values are for experiments)
 //   BENCH_CONTENTION_RATE=N  whoami req/s in phase 4 (default: 25% of the whoami maximum measured in phase 1)
-//   BENCH_ONLY=whoami,login,register,contention,sync,start   run only these phases
+//   BENCH_ONLY=whoami,login,register,contention,sync,start,scale,scaleout   run only these phases
 //   BENCH_START_RUNS=7        fresh processes timed per start path (the median is reported)
+//   BENCH_PG=postgres://...   a PostgreSQL server (role with CREATE DATABASE) for scale and scaleout
+//   BENCH_SCALE_USERS=1000000 users seeded in the scale section (devices: as many; tokens: twice as many)
+//   BENCH_SCALE_WHOAMI_RATE=500, BENCH_SCALE_LOGIN_RATE=10   the fixed rates of the scale section's latency phases
+//   BENCH_SCALE_PROBE_TOKENS=1000   seeded tokens the scale section's whoami load rotates over
+//   BENCH_SCALE_BACKENDS=sqlite,postgres   the scale section's backends (postgres only with BENCH_PG)
 //   BENCH_SYNC_WAITING=1000   long-polls held open at once in the sync section
 //   BENCH_SYNC_MESSAGES=200   to-device messages timed in the sync section
 //   BENCH_PROFILE=1           run the server under --cpu-prof and keep the profile (see bench/profile-summary.mjs)
@@ -38,6 +47,8 @@ import sqlite3 from 'sqlite3';
 import { stringify } from 'yaml';
 import { argon2ParamsOf } from './lib/argon2-params.mjs';
 import { cpuSnapshot, foreignShare, processCpuMs, threadCpuMs } from './lib/cpu.mjs';
+import { scaleSection } from './scale.mjs';
+import { scaleoutSection } from './scaleout.mjs';
 import { startSection } from './start.mjs';
 import { syncSection } from './sync.mjs';
 
@@ -440,6 +451,37 @@ async function main() {
       probeSeconds: Math.ceil(DURATION / 2),
       syncTimeoutMs: 120_000,
     });
+    rows.push(...s.rows);
+    notes.push(...s.notes);
+  }
+
+  // 6 and 7. Scale (a million users) and scale-out (two processes on one PostgreSQL), each on servers of their own.
+  const sectionDeps = {
+    startGatehouse,
+    stopChild,
+    runLoad: (url, o) => runChild('load.mjs', { url, ...o }),
+    phase,
+    log,
+    cleanup: (server) => {
+      if (!KEEP) rmSync(server.dir, { recursive: true, force: true });
+    },
+    register,
+    pgUrl: env.BENCH_PG || null,
+    duration: DURATION,
+    connections: CONNECTIONS,
+  };
+  if (wants('scale')) {
+    const s = await scaleSection({
+      ...sectionDeps,
+      users: Number(env.BENCH_SCALE_USERS ?? 1_000_000),
+      whoamiRate: Number(env.BENCH_SCALE_WHOAMI_RATE ?? 500),
+      loginRate: Number(env.BENCH_SCALE_LOGIN_RATE ?? 10),
+    });
+    rows.push(...s.rows);
+    notes.push(...s.notes);
+  }
+  if (wants('scaleout')) {
+    const s = await scaleoutSection(sectionDeps);
     rows.push(...s.rows);
     notes.push(...s.notes);
   }
