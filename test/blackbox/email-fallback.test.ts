@@ -10,6 +10,7 @@ import { countRows, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, type Response, startServer, type TestServer } from '../support/server.js';
 import { emailSection, type ReceivedMail, type SmtpListener, startSmtpListener } from '../support/smtp.js';
+import { confirmLink } from '../support/email.js';
 
 const V3 = '/_matrix/client/v3';
 const STAGE = 'm.login.email.identity';
@@ -43,24 +44,6 @@ function alertOf(html: string): string | null {
 
 const isSuccess = (html: string) => html.includes('window.onAuthDone');
 
-/** The path and query of a link in a mail. */
-const localPath = (link: string) => {
-  const u = new URL(link);
-  return u.pathname + u.search;
-};
-
-/** Follows the mail's link and presses the button, as a person would. */
-async function clickLink(hs: TestServer, smtp: SmtpListener, mail: ReceivedMail): Promise<void> {
-  const u = new URL(smtp.linkIn(mail));
-  expect((await fetch(hs.url + localPath(smtp.linkIn(mail)))).status).toBe(200);
-  const res = await fetch(hs.url + '/_gatehouse/client/email/validate', {
-    method: 'POST',
-    headers: FORM,
-    body: new URLSearchParams({ sid: u.searchParams.get('sid')!, client_secret: u.searchParams.get('client_secret')!, token: u.searchParams.get('token')! }).toString(),
-    redirect: 'manual',
-  });
-  expect(res.status).toBe(200);
-}
 
 describe.each(backends())('the m.login.email.identity fallback page (%s)', (backend) => {
   let hs: TestServer;
@@ -125,7 +108,7 @@ describe.each(backends())('the m.login.email.identity fallback page (%s)', (back
     expect(field(early.text, 'sid')).toBe(sid);
     expect(await countRows(hs, 'users', { localpart: username })).toBe(0);
 
-    await clickLink(hs, smtp, mail);
+    await confirmLink(hs, smtp, mail);
     const done = await postForm(hs, pagePath(session), { session, step: 'continue', sid: sid!, client_secret: clientSecret, email, send_attempt: '1' });
     expectPage(done, 200);
     expect(isSuccess(done.text)).toBe(true);
@@ -226,7 +209,7 @@ describe.each(backends())('the m.login.email.identity fallback page (%s)', (back
     expectPage(sent, 200);
     const sid = field(sent.text, 'sid')!;
     expect((await hs.db()('threepid_validation_sessions').where({ session_id: sid }).first()).purpose).toBe('password_reset');
-    await clickLink(hs, smtp, await smtp.waitFor(email));
+    await confirmLink(hs, smtp, await smtp.waitFor(email));
     const done = await postForm(hs, pagePath(session), { session, step: 'continue', sid, client_secret: clientSecret });
     expectPage(done, 200);
     expect(isSuccess(done.text)).toBe(true);
@@ -251,7 +234,7 @@ describe.each(backends())('the m.login.email.identity fallback page (%s)', (back
     const sent = await postForm(hs, pagePath(regSession), { session: regSession, step: 'send', email: other, client_secret: clientSecret, send_attempt: '1' });
     expectPage(sent, 200);
     const sid = field(sent.text, 'sid')!;
-    await clickLink(hs, smtp, await smtp.waitFor(other));
+    await confirmLink(hs, smtp, await smtp.waitFor(other));
     // ...which a reset session's page does not take, even once the address is bound.
     await hs.db()('user_threepids').insert({ user_id: `@${username}:test.local`, medium: 'email', address: other, validated_at: 1, added_at: 1 });
     const first = await hs.request('POST', `${V3}/account/password`, { body: { new_password: NEW_PASSWORD } });
@@ -281,7 +264,7 @@ describe.each(backends())('the m.login.email.identity fallback page (%s)', (back
     const clientSecret = `cs-${username}`;
     const tok = await hs.request('POST', `${V3}/register/email/requestToken`, { body: { client_secret: clientSecret, email, send_attempt: 1 } });
     expect(tok.status, tok.text).toBe(200);
-    await clickLink(hs, smtp, await smtp.waitFor(email));
+    await confirmLink(hs, smtp, await smtp.waitFor(email));
     const res = await hs.request('POST', `${V3}/register`, {
       body: { username, password: DEFAULT_PASSWORD, auth: { type: STAGE, threepid_creds: { sid: tok.body.sid, client_secret: clientSecret } } },
     });

@@ -16,6 +16,7 @@ import { ACCOUNT_TABLES, countRows, expectMatrixError, expectNoChange } from '..
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 import { emailSection, type ReceivedMail, type SmtpListener, startSmtpListener } from '../support/smtp.js';
+import { confirmLink } from '../support/email.js';
 
 const V3 = '/_matrix/client/v3';
 const PASSWORD = `${V3}/account/password`;
@@ -24,30 +25,6 @@ const EMAIL_STAGE = 'm.login.email.identity';
 const NEW_PASSWORD = 'a brand new passphrase 42';
 const TABLES = [...ACCOUNT_TABLES, 'uia_sessions', 'threepid_validation_sessions', 'user_threepids'];
 
-/** The path and query of a link in a mail (links use https://test.local/; the test server listens elsewhere). */
-const localPath = (link: string) => {
-  const u = new URL(link);
-  return u.pathname + u.search;
-};
-
-/** The sid, client_secret and token a mail's link carries. */
-const linkParams = (smtp: SmtpListener, mail: ReceivedMail) => {
-  const u = new URL(smtp.linkIn(mail));
-  return { sid: u.searchParams.get('sid')!, client_secret: u.searchParams.get('client_secret')!, token: u.searchParams.get('token')! };
-};
-
-/** Follows the mail's link and presses the button, as a person would. */
-async function clickLink(hs: TestServer, smtp: SmtpListener, mail: ReceivedMail): Promise<void> {
-  expect((await fetch(hs.url + localPath(smtp.linkIn(mail)))).status).toBe(200);
-  const p = linkParams(smtp, mail);
-  const res = await fetch(hs.url + '/_gatehouse/client/email/validate', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(p).toString(),
-    redirect: 'manual',
-  });
-  expect(res.status).toBe(200);
-}
 
 describe.each(backends())('password reset by email (%s)', (backend) => {
   let hs: TestServer;
@@ -82,7 +59,7 @@ describe.each(backends())('password reset by email (%s)', (backend) => {
   async function validatedReset(email: string, clientSecret = `cs-${fresh('s')}`) {
     const res = await hs.request('POST', RESET_TOKEN, { body: { client_secret: clientSecret, email, send_attempt: 1 } });
     expect(res.status, res.text).toBe(200);
-    await clickLink(hs, smtp, await smtp.waitFor(email));
+    await confirmLink(hs, smtp, await smtp.waitFor(email));
     return { sid: res.body.sid as string, client_secret: clientSecret };
   }
 
@@ -120,7 +97,7 @@ describe.each(backends())('password reset by email (%s)', (backend) => {
     expect(early.body.completed).toEqual([]);
     expect(await passwordHash(u.userId)).toBe(before);
 
-    await clickLink(hs, smtp, mail);
+    await confirmLink(hs, smtp, mail);
     // The session remembers the new password: the completing request sends only auth.
     const done = await hs.request('POST', PASSWORD, { body: { auth: { type: EMAIL_STAGE, threepid_creds: creds, session } } });
     expect(done.status, done.text).toBe(200);
@@ -183,7 +160,7 @@ describe.each(backends())('password reset by email (%s)', (backend) => {
     const spare = `spare_${u.username}@example.org`;
     const reg = await hs.request('POST', `${V3}/register/email/requestToken`, { body: { client_secret: 'cs-reg', email: spare, send_attempt: 1 } });
     expect(reg.status, reg.text).toBe(200);
-    await clickLink(hs, smtp, await smtp.waitFor(spare));
+    await confirmLink(hs, smtp, await smtp.waitFor(spare));
     // Bound now (as by an admin), so only the purpose stands in the way.
     await hs.db()('user_threepids').insert({ user_id: u.userId, medium: 'email', address: spare, validated_at: Date.now(), added_at: Date.now() });
     const before = await passwordHash(u.userId);

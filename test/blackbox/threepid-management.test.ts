@@ -10,6 +10,7 @@ import { countRows, expectMatrixError, expectNoChange } from '../support/asserti
 import { backends } from '../support/backends.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 import { emailSection, type ReceivedMail, type SmtpListener, startSmtpListener } from '../support/smtp.js';
+import { confirmLink } from '../support/email.js';
 
 const C = '/_matrix/client/v3';
 const ADD_TOKEN = `${C}/account/3pid/email/requestToken`;
@@ -19,31 +20,6 @@ const THREEPID_TABLES = ['user_threepids', 'threepid_validation_sessions'];
 let counter = 0;
 const unique = (prefix: string) => `${prefix}${++counter}x${Date.now() % 100000}`;
 
-/** The path and query of a link in a mail (links use public_baseurl; the test server listens elsewhere). */
-const localPath = (link: string) => {
-  const u = new URL(link);
-  return u.pathname + u.search;
-};
-
-/** The sid, client_secret and token a mail's link carries. */
-const linkParams = (smtp: SmtpListener, mail: ReceivedMail) => {
-  const u = new URL(smtp.linkIn(mail));
-  return { sid: u.searchParams.get('sid')!, client_secret: u.searchParams.get('client_secret')!, token: u.searchParams.get('token')! };
-};
-
-/** Follows the mail's link and presses the button, as a person would. */
-async function clickLink(hs: TestServer, smtp: SmtpListener, mail: ReceivedMail): Promise<void> {
-  const page = await fetch(hs.url + localPath(smtp.linkIn(mail)));
-  expect(page.status).toBe(200);
-  const p = linkParams(smtp, mail);
-  const res = await fetch(hs.url + '/_gatehouse/client/email/validate', {
-    method: 'POST',
-    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams(p).toString(),
-    redirect: 'manual',
-  });
-  expect(res.status).toBe(200);
-}
 
 /** Requests a token for `email` (path: which purpose) and, unless `click` is false, validates it. */
 async function validatedSession(hs: TestServer, smtp: SmtpListener, email: string, opts: { path?: string; click?: boolean } = {}) {
@@ -51,7 +27,7 @@ async function validatedSession(hs: TestServer, smtp: SmtpListener, email: strin
   const res = await hs.request('POST', opts.path ?? ADD_TOKEN, { body: { client_secret, email, send_attempt: 1 } });
   expect(res.status, res.text).toBe(200);
   const mail = await smtp.waitFor(email);
-  if (opts.click !== false) await clickLink(hs, smtp, mail);
+  if (opts.click !== false) await confirmLink(hs, smtp, mail);
   return { sid: res.body.sid as string, client_secret };
 }
 

@@ -34,6 +34,11 @@ export async function clickLink(hs: TestServer, smtp: SmtpListener, mail: Receiv
   });
 }
 
+/** clickLink, expecting the page to say the address is confirmed (200: no next_link to go to). */
+export async function confirmLink(hs: TestServer, smtp: SmtpListener, mail: ReceivedMail): Promise<void> {
+  expect((await clickLink(hs, smtp, mail)).status).toBe(200);
+}
+
 /** A TCP relay in front of an SMTP listener that holds every answer of the server back by `delayMs`. */
 export interface SlowSmtp {
   /** The listener behind the relay, with the relay's port: give it to emailSection (a listener that asks for credentials is not supported). */
