@@ -8,7 +8,7 @@ import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+import { DEFAULT_PASSWORD, startInProcessServer as startServer, type TestServer } from '../support/server.js';
 
 const USERS = '/_synapse/admin/v2/users';
 const LOOKUP = '/_synapse/admin/v1/threepid';

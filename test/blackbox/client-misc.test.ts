@@ -6,7 +6,7 @@ import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { startServer, type TestServer } from '../support/server.js';
+import { startInProcessServer as startServer, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
 const TURN = `${V3}/voip/turnServer`;

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRows, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { DEFAULT_PASSWORD, type Response, startServer, type TestServer } from '../support/server.js';
+import { DEFAULT_PASSWORD, type Response, startInProcessServer as startServer, type TestServer } from '../support/server.js';
 import { emailSection, type ReceivedMail, type SmtpListener, startSmtpListener } from '../support/smtp.js';
 import { confirmLink } from '../support/email.js';
 

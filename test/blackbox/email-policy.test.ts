@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { clickLink } from '../support/email.js';
-import { startServer, type TestServer } from '../support/server.js';
+import { startInProcessServer as startServer, type TestServer } from '../support/server.js';
 import { emailSection, type SmtpListener, startSmtpListener } from '../support/smtp.js';
 
 const C = '/_matrix/client/v3';

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError, countRows } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { startServer, DEFAULT_PASSWORD, type TestServer } from '../support/server.js';
+import { startInProcessServer as startServer, DEFAULT_PASSWORD, type TestServer } from '../support/server.js';
 import { clickLink, linkParams, localPath } from '../support/email.js';
 import { emailSection, type SmtpListener, startSmtpListener } from '../support/smtp.js';
 

@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT_TABLES, countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { DEFAULT_PASSWORD, startServer, type Response, type TestServer } from '../support/server.js';
+import { DEFAULT_PASSWORD, startInProcessServer as startServer, type Response, type TestServer } from '../support/server.js';
 
 const C = '/_matrix/client/v3';
 const OPEN = { per_second: 100000, burst_count: 100000 };

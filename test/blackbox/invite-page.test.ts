@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ACCOUNT_TABLES, countRows, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
 import { describeWithBrowser, launchBrowser } from '../support/browser.js';
-import { DEFAULT_PASSWORD, type Response, startServer, type TestServer } from '../support/server.js';
+import { DEFAULT_PASSWORD, type Response, startInProcessServer as startServer, type TestServer } from '../support/server.js';
 import { seedToken, tokenUses } from '../support/registration-tokens.js';
 
 const TABLES = [...ACCOUNT_TABLES, 'registration_token_reservations', 'registration_token_uses', 'uia_sessions'];

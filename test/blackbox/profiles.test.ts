@@ -9,7 +9,7 @@ import { type Logger, logger as sdkLogger } from 'matrix-js-sdk/lib/logger.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+import { DEFAULT_PASSWORD, startInProcessServer as startServer, type TestServer } from '../support/server.js';
 
 (sdkLogger as unknown as { setLevel(level: string): void }).setLevel('silent');
 const silent: Logger = { trace: () => {}, debug: () => {}, info: () => {}, warn: () => {}, error: () => {}, getChild: () => silent };

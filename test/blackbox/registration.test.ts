@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+import { DEFAULT_PASSWORD, startInProcessServer as startServer, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
 const R0 = '/_matrix/client/r0';

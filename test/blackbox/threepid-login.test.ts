@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
+import { DEFAULT_PASSWORD, startInProcessServer as startServer, type TestServer } from '../support/server.js';
 
 const C = '/_matrix/client/v3';
 let counter = 0;

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { startServer, type TestServer } from '../support/server.js';
+import { startInProcessServer as startServer, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
 const SEARCH = `${V3}/user_directory/search`;

@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { expectMatrixError } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
-import { startServer, type TestServer } from '../support/server.js';
+import { startInProcessServer as startServer, type TestServer } from '../support/server.js';
 
 const SERVER = '/.well-known/matrix/server';
 const SUPPORT = '/.well-known/matrix/support';

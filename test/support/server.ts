@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { stringify } from 'yaml';
+import pino from 'pino';
+import { type EphemeralServer, startEphemeral } from '../../src/index.js';
 import { type Backend, createPgDatabase, type PgDatabase, pgKnex } from './backends.js';
 
 const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
@@ -55,6 +57,15 @@ export interface StartOptions {
    * database and drops it on stop; stop this one first.
    */
   shareDatabaseWith?: TestServer;
+  /**
+   * Run the server inside this test process with the package's own
+   * `startEphemeral` (no second process to spawn), on the same config and
+   * database as a spawned one. For suites that only speak HTTP and read the
+   * database: the signing key lives in memory (not in `dataDir`), the server
+   * has an extra admin account (`ephemeral_admin`), and `logs()` are the
+   * server's log lines only (no stderr of a process).
+   */
+  inProcess?: boolean;
 }
 
 export const DEFAULT_PASSWORD = 'correct horse battery staple';
@@ -103,8 +114,23 @@ export async function startServer(
 
   let child!: ChildProcess;
   let output = '';
+  let inProcess: EphemeralServer | null = null;
+  /** Starts the server inside this process (options.inProcess) on the config above; resolves to its URL. */
+  const launchInProcess = async (): Promise<string> => {
+    const logger = pino({ level: String(config.log_level), base: { name: 'gatehouse' } }, { write: (line: string) => void (output += line) });
+    inProcess = await startEphemeral({
+      serverName,
+      port: 0,
+      logger,
+      adminLocalpart: 'ephemeral_admin',
+      // As a spawned test server: no public_baseurl unless the suite gives one (links then use https://test.local/).
+      config: { public_baseurl: null, ...config },
+    });
+    return inProcess.baseUrl;
+  };
   /** Spawns the server on the config above; resolves to its URL once it is ready. */
   const launch = async (): Promise<string> => {
+    if (options.inProcess) return launchInProcess();
     child = spawn(process.execPath, [MAIN, 'start', '--config', configPath], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, GATEHOUSE_CONFIG: '' },
@@ -138,6 +164,11 @@ export async function startServer(
   };
   let url = await launch();
   const killChild = async () => {
+    if (options.inProcess) {
+      await inProcess?.close();
+      inProcess = null;
+      return;
+    }
     if (child.exitCode === null) {
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -209,4 +240,12 @@ export async function startServer(
     },
   };
   return server;
+}
+
+/**
+ * startServer inside this test process (`inProcess`): for suites that only
+ * speak HTTP and read the database. Import it as `startServer` in such a suite.
+ */
+export function startInProcessServer(backend: Backend = 'sqlite', overrides: Record<string, unknown> = {}): Promise<TestServer> {
+  return startServer(backend, overrides, { inProcess: true });
 }
