@@ -382,7 +382,7 @@ async function main() {
       runChild('argon2-raw.mjs', { op: 'verify', encoded, password: PASSWORD, concurrency: HASH_CONCURRENCY, duration: DURATION }, a2env),
     );
     loginRate = g.result.perSecond;
-    rows.push(throughputRow('logins/s (m.login.password)', g, r, 0.85));
+    rows.push(throughputRow('logins/s (m.login.password)', g, r, 0.9)); // issue 15's goal
     notes.push(`login latency: p50 ${g.result.latency.p50} ms, p99 ${g.result.latency.p99} ms`);
     notes.push(cpuPerOp('login', g, 'verify', r));
   }
