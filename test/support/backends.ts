@@ -3,8 +3,13 @@
 // GATEHOUSE_TEST_PG=postgres://gatehouse:gatehouse@127.0.0.1:5432/postgres
 
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { describe } from 'vitest';
+import type { DatabaseConfig } from '../../src/config/types.js';
+import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 
 export type Backend = 'sqlite' | 'postgres';
 
@@ -74,4 +79,37 @@ export async function createPgDatabase(): Promise<PgDatabase> {
 
 export function pgKnex(args: PgDatabase['args']): Knex {
   return knexFactory({ client: 'pg', connection: { ...args, password: args.password ?? undefined }, pool: { min: 0, max: 4 } });
+}
+
+/** A migrated database for repository and engine tests, open on two connection pools (as two processes would). */
+export interface MigratedDatabases {
+  db: Knex;
+  /** The same database through a pool of its own, for races between "processes". */
+  db2: Knex;
+  /** Closes both pools and drops the database (PostgreSQL) or its folder (SQLite). */
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh database of `backend` with every migration applied, through the
+ * server's own `openDatabase` (SQLite: a file in a temp folder named after
+ * `label`; PostgreSQL: a database of its own on GATEHOUSE_TEST_PG).
+ */
+export async function openMigratedDatabases(backend: Backend, label: string): Promise<MigratedDatabases> {
+  const dir = mkdtempSync(join(tmpdir(), `gatehouse-${label}-`));
+  const pg = backend === 'postgres' ? await createPgDatabase() : null;
+  const config: DatabaseConfig = pg ? { name: 'postgres', args: pg.args } : { name: 'sqlite3', args: { database: join(dir, 'h.db') } };
+  const db = openDatabase(config);
+  const db2 = openDatabase(config);
+  await migrateToLatest(db);
+  return {
+    db,
+    db2,
+    async close() {
+      await db2.destroy();
+      await db.destroy();
+      await pg?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 }

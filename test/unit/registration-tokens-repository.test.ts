@@ -2,12 +2,8 @@
 // GATEHOUSE_TEST_PG is set): validity at the expiry boundary, and reservation
 // as one conditional statement (one use per session, never more than allowed).
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import {
   completeTokenUse,
   findToken,
@@ -16,7 +12,7 @@ import {
   releaseTokenUse,
   reserveTokenUse,
 } from '../../src/repositories/registration-tokens.js';
-import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
+import { backends, type MigratedDatabases, openMigratedDatabases } from '../support/backends.js';
 
 /** Beyond 2^32, so that a BIGINT read back as a string or truncated shows. */
 const T0 = 1_763_856_000_123;
@@ -24,26 +20,14 @@ const T0 = 1_763_856_000_123;
 describe.each(backends())('registration-token repository (%s)', (backend) => {
   let db: Knex;
   let db2: Knex;
-  let dir: string;
-  let pg: PgDatabase | null = null;
+  let databases: MigratedDatabases | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-tokens-'));
-    if (backend === 'postgres') {
-      pg = await createPgDatabase();
-      db = openDatabase({ name: 'postgres', args: pg.args });
-      db2 = openDatabase({ name: 'postgres', args: pg.args });
-    } else {
-      db = openDatabase({ name: 'sqlite3', args: { database: join(dir, 'h.db') } });
-      db2 = openDatabase({ name: 'sqlite3', args: { database: join(dir, 'h.db') } });
-    }
-    await migrateToLatest(db);
+    databases = await openMigratedDatabases(backend, 'tokens');
+    ({ db, db2 } = databases);
   });
   afterAll(async () => {
-    await db2?.destroy();
-    await db?.destroy();
-    await pg?.drop();
-    rmSync(dir, { recursive: true, force: true });
+    await databases?.close();
   });
   beforeEach(async () => {
     await db('registration_token_reservations').delete();

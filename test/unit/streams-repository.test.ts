@@ -2,31 +2,20 @@
 // set): positions only grow, writers of one kind get consecutive positions
 // even in parallel, and the device-list changes read back by window.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import { currentPositions, deviceListsChangedBetween, nextPosition, recordDeviceListChange } from '../../src/repositories/streams.js';
-import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
+import { backends, type MigratedDatabases, openMigratedDatabases } from '../support/backends.js';
 
 describe.each(backends())('stream positions (%s)', (backend) => {
   let db: Knex;
-  let dir: string;
-  let pg: PgDatabase | null = null;
+  let databases: MigratedDatabases | undefined;
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-streams-'));
-    if (backend === 'postgres') {
-      pg = await createPgDatabase();
-      db = openDatabase({ name: 'postgres', args: pg.args });
-    } else db = openDatabase({ name: 'sqlite3', args: { database: join(dir, 'h.db') } });
-    await migrateToLatest(db);
+    databases = await openMigratedDatabases(backend, 'streams');
+    ({ db } = databases);
   });
   afterAll(async () => {
-    await db?.destroy();
-    await pg?.drop();
-    rmSync(dir, { recursive: true, force: true });
+    await databases?.close();
   });
 
   it('starts at 0 and gives parallel writers of one kind consecutive positions', async () => {

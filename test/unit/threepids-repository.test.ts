@@ -2,14 +2,10 @@
 // GATEHOUSE_TEST_PG is set): one account per address however many bind it at
 // once, one mail per send_attempt, and a validated session used exactly once.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import * as Threepids from '../../src/repositories/threepids.js';
-import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
+import { backends, type MigratedDatabases, openMigratedDatabases } from '../support/backends.js';
 
 /** Beyond 2^32, so that a BIGINT read back as a string or truncated shows. */
 const T0 = 1_763_856_000_123;
@@ -17,28 +13,16 @@ const T0 = 1_763_856_000_123;
 describe.each(backends())('threepid repository (%s)', (backend) => {
   let db: Knex;
   let db2: Knex;
-  let dir: string;
-  let pg: PgDatabase | null = null;
+  let databases: MigratedDatabases | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-threepids-'));
-    if (backend === 'postgres') {
-      pg = await createPgDatabase();
-      db = openDatabase({ name: 'postgres', args: pg.args });
-      db2 = openDatabase({ name: 'postgres', args: pg.args });
-    } else {
-      db = openDatabase({ name: 'sqlite3', args: { database: join(dir, 'h.db') } });
-      db2 = openDatabase({ name: 'sqlite3', args: { database: join(dir, 'h.db') } });
-    }
-    await migrateToLatest(db);
+    databases = await openMigratedDatabases(backend, 'threepids');
+    ({ db, db2 } = databases);
     for (const u of ['@a:t', '@b:t'])
       await db('users').insert({ user_id: u, localpart: u.slice(1, 2), password_hash: null, is_admin: false, is_guest: false, created_ts: T0 });
   });
   afterAll(async () => {
-    await db2?.destroy();
-    await db?.destroy();
-    await pg?.drop();
-    rmSync(dir, { recursive: true, force: true });
+    await databases?.close();
   });
   beforeEach(async () => {
     await db('threepid_validation_tokens').delete();

@@ -1,17 +1,13 @@
 // The UIA engine against a real database (SQLite file, and PostgreSQL when
 // GATEHOUSE_TEST_PG is set), with small test stages and an injected clock.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { migrateToLatest, openDatabase } from '../../src/db/database.js';
 import { MatrixError } from '../../src/errors.js';
 import { PasswordHasher } from '../../src/crypto/passwords.js';
 import { UiaChallenge, UiaEngine } from '../../src/uia/engine.js';
 import type { CompletedAuth, CompletionContext, StageContext, StageOutcome, UiaOperation, UiaStage } from '../../src/uia/types.js';
-import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
+import { backends, type MigratedDatabases, openMigratedDatabases } from '../support/backends.js';
 
 const LIFETIME = 60_000;
 /** The real argon2id hasher, at the cheapest parameters. */
@@ -88,8 +84,7 @@ async function challengeOf(p: Promise<unknown>): Promise<Record<string, any>> {
 describe.each(backends())('UIA engine (%s)', (backend) => {
   let db: Knex;
   let db2: Knex;
-  let dir: string;
-  let pg: PgDatabase | null = null;
+  let databases: MigratedDatabases | undefined;
   let now: number;
   const clock = () => now;
   let secret: SecretStage;
@@ -109,17 +104,8 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
   const logRows = async () => (await db(LOG).orderBy('id')).map((r: { what: string }) => r.what);
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-uia-'));
-    if (backend === 'postgres') {
-      pg = await createPgDatabase();
-      db = openDatabase({ name: 'postgres', args: pg.args });
-      db2 = openDatabase({ name: 'postgres', args: pg.args });
-    } else {
-      const file = join(dir, 'uia.db');
-      db = openDatabase({ name: 'sqlite3', args: { database: file } });
-      db2 = openDatabase({ name: 'sqlite3', args: { database: file } });
-    }
-    await migrateToLatest(db);
+    databases = await openMigratedDatabases(backend, 'uia');
+    ({ db, db2 } = databases);
     await db.schema.createTable(LOG, (t) => {
       t.increments('id').primary();
       t.string('what', 255).notNullable();
@@ -127,10 +113,7 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
   });
 
   afterAll(async () => {
-    await db2?.destroy();
-    await db?.destroy();
-    await pg?.drop();
-    rmSync(dir, { recursive: true, force: true });
+    await databases?.close();
   });
 
   beforeEach(async () => {
@@ -539,8 +522,7 @@ describe.each(backends())('UIA engine (%s)', (backend) => {
 
 describe.each(backends())('UIA engine: expiring a flood of sessions (%s)', (backend) => {
   let db: Knex;
-  let dir: string;
-  let pg: PgDatabase | null = null;
+  let databases: MigratedDatabases | undefined;
   let now = 1_700_000_000_000;
   const clock = () => now;
 
@@ -557,20 +539,12 @@ describe.each(backends())('UIA engine: expiring a flood of sessions (%s)', (back
   }
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'gatehouse-uia-flood-'));
-    if (backend === 'postgres') {
-      pg = await createPgDatabase();
-      db = openDatabase({ name: 'postgres', args: pg.args });
-    } else {
-      db = openDatabase({ name: 'sqlite3', args: { database: join(dir, 'uia.db') } });
-    }
-    await migrateToLatest(db);
+    databases = await openMigratedDatabases(backend, 'uia-flood');
+    ({ db } = databases);
   });
 
   afterAll(async () => {
-    await db?.destroy();
-    await pg?.drop();
-    rmSync(dir, { recursive: true, force: true });
+    await databases?.close();
   });
 
   it('deletes all of 250 expired sessions in one call, releasing each once, and keeps a live one', async () => {
