@@ -130,10 +130,8 @@ export class PgNotifier implements Notifier {
     if (users.length === 0) return;
     // This process's syncs at once; the others through PostgreSQL.
     this.local.notify(users);
-    for (let i = 0; i < users.length; i += USERS_PER_NOTIFY) {
-      const payload = JSON.stringify(users.slice(i, i + USERS_PER_NOTIFY));
+    for (const payload of userPayloads(users))
       this.db.raw('SELECT pg_notify(?, ?)', [CHANNEL, payload]).catch((err: unknown) => this.logger.error({ err }, 'sync notification failed'));
-    }
   }
 
   async waitFor(userId: string, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
@@ -170,8 +168,12 @@ export async function announceTokenInvalidation(q: Knex, userIds: string[] | '*'
     await q.raw('SELECT pg_notify(?, ?)', [TOKENS_CHANNEL, '"*"']);
     return;
   }
-  const users = [...new Set(userIds)];
-  for (let i = 0; i < users.length; i += USERS_PER_NOTIFY) {
-    await q.raw('SELECT pg_notify(?, ?)', [TOKENS_CHANNEL, JSON.stringify(users.slice(i, i + USERS_PER_NOTIFY))]);
-  }
+  for (const payload of userPayloads([...new Set(userIds)])) await q.raw('SELECT pg_notify(?, ?)', [TOKENS_CHANNEL, payload]);
+}
+
+/** The NOTIFY payloads announcing `users` (distinct): JSON arrays of at most USERS_PER_NOTIFY user IDs each. */
+function userPayloads(users: string[]): string[] {
+  const payloads: string[] = [];
+  for (let i = 0; i < users.length; i += USERS_PER_NOTIFY) payloads.push(JSON.stringify(users.slice(i, i + USERS_PER_NOTIFY)));
+  return payloads;
 }
