@@ -5,7 +5,7 @@
 
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { invalidParam } from '../../errors.js';
+import { invalidParam, missingParam } from '../../errors.js';
 import { mediumNotSupported, type ThreepidValidationHandler } from '../../handlers/threepid-validation.js';
 import type { ValidationPurpose } from '../../repositories/threepids.js';
 import { clientPaths } from '../paths.js';
@@ -55,7 +55,7 @@ export function threepidValidationRoutes(router: Router, validation: ThreepidVal
 function requestTokenRequest(ctx: Context) {
   const f = new Fields(jsonObject(ctx));
   const sendAttempt = f.raw('send_attempt');
-  if (sendAttempt === undefined || sendAttempt === null) f.string('send_attempt'); // 400 M_MISSING_PARAM
+  if (sendAttempt === undefined || sendAttempt === null) throw missingParam('Missing parameter: send_attempt');
   if (typeof sendAttempt !== 'number') throw invalidParam('send_attempt must be an integer');
   return {
     clientSecret: f.string('client_secret'),
