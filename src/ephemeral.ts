@@ -5,7 +5,7 @@
 // server has its own database, signing key, sweep timer and listener, so a
 // process may run several at once.
 
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { buildConfig } from './config/load.js';
 import type { Config } from './config/types.js';
 import { randomString } from './crypto/tokens.js';
@@ -104,7 +104,7 @@ export async function launchEphemeral(options: EphemeralOptions = {}, defaultLog
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`port: ${String(port)} is not a port number`);
   const serverName = options.serverName ?? 'localhost';
   const config = ephemeralConfig(serverName, port, options.logLevel ?? 'warn', options.config);
-  const logger = options.logger ?? createLogger(config.log_level, pino.destination({ dest: defaultLogDestination, sync: false }));
+  const logger = options.logger ?? createLogger(config.log_level, defaultLogDestination);
   // Loaded here, not at the top: `gatehouse --help` and the config checks answer without the server's modules.
   const { createGatehouse } = await import('./app.js');
   const gatehouse = await createGatehouse(config, { logger, ephemeralKey: true });

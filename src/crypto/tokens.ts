@@ -2,7 +2,7 @@
 // goes by hash, so the database never compares the secret itself; the final
 // comparison of hashes is constant-time.
 
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 const ALPHANUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
 
@@ -27,8 +27,9 @@ export function newToken(kind: TokenKind): string {
   return `${kind === 'access' ? 'gha' : 'ghr'}_${randomString(40)}`;
 }
 
+/** SHA-256 of the token's UTF-8 bytes, as 64 hex digits: what the database stores and the cache is keyed by. */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 export function constantTimeEqual(a: string, b: string): boolean {

@@ -197,14 +197,27 @@ export class SessionHandler implements TokenInvalidator {
    * A lock or suspension whose end time has passed no longer holds (no job lifts it).
    * Tokens are never deleted here: unlocking restores every session.
    */
-  async authenticate(
+  authenticate(
     token: string,
     ip: string | null,
     userAgent: string | null,
     opts: { signOut?: boolean; forbidWhenSuspended?: boolean } = {},
-  ): Promise<Requester> {
+  ): Requester | Promise<Requester> {
     const hash = hashToken(token);
-    const row = this.tokenCache?.get(hash) ?? (await this.lookupAndCache(hash));
+    const cached = this.tokenCache?.get(hash);
+    // A cached token needs no database read, and mostly no write: then the answer comes without a promise.
+    if (cached) return this.admit(cached, hash, ip, userAgent, opts);
+    return this.lookupAndCache(hash).then((row) => this.admit(row, hash, ip, userAgent, opts));
+  }
+
+  /** The checks of `authenticate` on the token's row (null: unknown), then its first-use and last-seen writes. */
+  private admit(
+    row: Tokens.AccessTokenWithUser | null,
+    hash: string,
+    ip: string | null,
+    userAgent: string | null,
+    opts: { signOut?: boolean; forbidWhenSuspended?: boolean },
+  ): Requester | Promise<Requester> {
     if (!row || !constantTimeEqual(row.token_hash, hash) || row.deactivated) throw unknownToken('Unknown access token');
     const now = this.clock();
     const requester: Requester = {
@@ -229,15 +242,18 @@ export class SessionHandler implements TokenInvalidator {
     }
     const refreshTokenId = row.refresh_token_id;
     if (refreshTokenId !== null && !row.used) {
-      // First use of a refreshed token: the refresh token it replaced (and its access token) retire now.
-      await this.db.transaction(async (trx) => {
-        if (!(await Tokens.markAccessTokenUsed(trx, row.id))) return;
-        await Tokens.deletePredecessorRefreshTokens(trx, refreshTokenId);
-        await this.invalidateUsers(trx, [row.user_id]);
-      });
+      // First use of a refreshed token (never cached): the refresh token it replaced (and its access token) retire now.
+      return this.db
+        .transaction(async (trx) => {
+          if (!(await Tokens.markAccessTokenUsed(trx, row.id))) return;
+          await Tokens.deletePredecessorRefreshTokens(trx, refreshTokenId);
+          await this.invalidateUsers(trx, [row.user_id]);
+        })
+        .then(() => this.noteLastSeen(row.id, row.user_id, row.device_id, now, ip, userAgent))
+        .then(() => requester);
     }
-    await this.noteLastSeen(row.id, row.user_id, row.device_id, now, ip, userAgent);
-    return requester;
+    const seen = this.noteLastSeen(row.id, row.user_id, row.device_id, now, ip, userAgent);
+    return seen ? seen.then(() => requester) : requester;
   }
 
   /**
@@ -256,12 +272,13 @@ export class SessionHandler implements TokenInvalidator {
     return row;
   }
 
-  private async noteLastSeen(tokenId: number, userId: string, deviceId: string, now: number, ip: string | null, ua: string | null) {
+  /** Records the device's last use at most once a minute per token: a promise when it writes, else undefined. */
+  private noteLastSeen(tokenId: number, userId: string, deviceId: string, now: number, ip: string | null, ua: string | null) {
     const last = this.lastSeenWrites.get(tokenId);
-    if (last !== undefined && now - last < LAST_SEEN_INTERVAL_MS) return;
+    if (last !== undefined && now - last < LAST_SEEN_INTERVAL_MS) return undefined;
     if (this.lastSeenWrites.size > 100_000) this.lastSeenWrites.clear();
     this.lastSeenWrites.set(tokenId, now);
-    await Devices.touchDevice(this.db, userId, deviceId, now, clientAddress(ip), ua);
+    return Devices.touchDevice(this.db, userId, deviceId, now, clientAddress(ip), ua);
   }
 
   /**

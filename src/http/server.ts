@@ -1,17 +1,21 @@
-// The Koa application: middleware in the order a request meets it, then the
-// routes of every area, then M_UNRECOGNIZED for anything no route answered.
+// The Koa application: one front middleware that does, in order, what every
+// request needs (CORS, URL text, body, r0 paths, errors, the drain, the log
+// line), then the routes of every area, then M_UNRECOGNIZED for anything no
+// route answered. One middleware rather than a chain of eight: each link of a
+// koa chain is an async closure and a promise per request, on the path every
+// authenticated request takes (issue 15, docs/benchmarks.md).
 
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import { MatrixError, unrecognized } from '../errors.js';
-import { jsonBody } from './middleware/body.js';
-import { cors } from './middleware/cors.js';
+import { readRequestBody } from './middleware/body.js';
+import { applyCors } from './middleware/cors.js';
 import { drainUnreadBody } from './middleware/drain.js';
-import { matrixErrors } from './middleware/errors.js';
-import { requestLog } from './middleware/request-log.js';
-import { strictUrlText } from './middleware/url-text.js';
-import { legacyPrefix } from './paths.js';
+import { replyError } from './middleware/errors.js';
+import { loggablePath, logRequest } from './middleware/request-log.js';
+import { checkUrlText } from './middleware/url-text.js';
+import { rewriteLegacyPrefix } from './paths.js';
 import { reply } from './reply.js';
 
 export interface HttpOptions {
@@ -32,18 +36,38 @@ export function createHttpApp(opts: HttpOptions): Koa {
   app.silent = true; // errors are logged once, by the request log
   const router = new Router();
   opts.mount(router);
+  const dispatch = prefixDispatch(router);
+  const allowedMethods = router.allowedMethods() as unknown as Koa.Middleware;
+  const done = () => Promise.resolve();
+  // The routes, then a 405 with Allow for a known path and another method (@koa/router's allowedMethods).
+  const route = (ctx: Koa.Context) => allowedMethods(ctx, () => dispatch(ctx, done));
+  const { logger, maxBodyBytes, formPaths } = opts;
 
-  app.use(requestLog(opts.logger));
-  // Runs last on the way out: an unread body is skipped before the answer is sent.
-  app.use(drainUnreadBody());
-  app.use(cors());
-  app.use(matrixErrors());
-  app.use(unrecognizedFallback());
-  app.use(strictUrlText());
-  app.use(jsonBody(opts.maxBodyBytes, opts.formPaths));
-  app.use(legacyPrefix());
-  app.use(prefixDispatch(router));
-  app.use(router.allowedMethods());
+  app.use(async (ctx) => {
+    const startedAt = performance.now();
+    // As the client sent it: routing may rewrite r0 paths to v3.
+    const path = loggablePath(ctx);
+    try {
+      // An OPTIONS request is answered by applyCors, without any endpoint logic.
+      if (!applyCors(ctx)) {
+        try {
+          checkUrlText(ctx);
+          const reading = readRequestBody(ctx, maxBodyBytes, formPaths);
+          if (reading) await reading;
+          rewriteLegacyPrefix(ctx);
+          await route(ctx);
+          answerUnrecognized(ctx);
+        } catch (err) {
+          replyError(ctx, err);
+        }
+      }
+      // An unread body is skipped before the answer is sent.
+      const draining = drainUnreadBody(ctx);
+      if (draining) await draining;
+    } finally {
+      logRequest(logger, ctx, path, startedAt);
+    }
+  });
   return app;
 }
 
@@ -119,13 +143,10 @@ export function prefixDispatch(router: Router): Koa.Middleware {
 }
 
 /** Unknown endpoints are 404 M_UNRECOGNIZED; a known path with an unsupported method is 405 M_UNRECOGNIZED. */
-function unrecognizedFallback() {
-  return async (ctx: Koa.Context, next: Koa.Next) => {
-    await next();
-    if (ctx.status === 405) {
-      reply(ctx, 405, new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request').toJSON());
-    } else if (ctx.status === 404 && ctx.body === undefined) {
-      reply(ctx, 404, unrecognized().toJSON());
-    }
-  };
+function answerUnrecognized(ctx: Koa.Context): void {
+  if (ctx.status === 405) {
+    reply(ctx, 405, new MatrixError(405, 'M_UNRECOGNIZED', 'Unrecognized request').toJSON());
+  } else if (ctx.status === 404 && ctx.body === undefined) {
+    reply(ctx, 404, unrecognized().toJSON());
+  }
 }

@@ -78,7 +78,9 @@ export function requireAuth(sessions: SessionHandler, logger: Logger, opts: Auth
     async (ctx: Context, next: Next) => {
       const token = accessTokenOf(ctx, logger);
       if (!token) throw missingToken();
-      const requester = await sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, policy);
+      const found = sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, policy);
+      // A cached token is answered without a promise: no await on the common path.
+      const requester = found instanceof Promise ? await found : found;
       if (requester.isGuest && !opts.allowGuests)
         throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
       ctx.state.requester = requester;

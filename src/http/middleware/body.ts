@@ -11,7 +11,7 @@
 import type { IncomingMessage } from 'node:http';
 import { type Readable, Transform } from 'node:stream';
 import inflate from 'inflation';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import getRawBody from 'raw-body';
 import { badJson, MatrixError } from '../../errors.js';
 
@@ -36,8 +36,10 @@ const badForm = (why: string) => new MatrixError(400, 'M_INVALID_PARAM', `The fo
  * `ctx.request.body`, before any route runs. Paths matching `formPaths` (HTML
  * pages whose forms post `application/x-www-form-urlencoded`) are not read
  * here: their routes call `formBody`, so that they can answer its errors as a
- * page.
+ * page. Other methods' bodies are not read (a declared length over the limit is
+ * still refused); then nothing is awaited and no promise is made.
  *
+ * Throws (or rejects with) a MatrixError:
  * - over `limitBytes` (declared by Content-Length, received, or once
  *   decompressed): 413 M_TOO_LARGE;
  * - an unknown or broken Content-Encoding (gzip, deflate and br are read):
@@ -51,17 +53,18 @@ const badForm = (why: string) => new MatrixError(400, 'M_INVALID_PARAM', `The fo
  *
  * An empty body reads as {}.
  */
-export function jsonBody(limitBytes: number, formPaths: readonly RegExp[] = []) {
-  return async (ctx: Context, next: Next) => {
-    if (BODY_METHODS.has(ctx.method) && formPaths.some((re) => re.test(ctx.path))) {
-      ctx.request.readForm = () => readForm(ctx, limitBytes);
-      return next();
-    }
-    const declared = Number(ctx.get('content-length') || 0);
-    if (declared > limitBytes) throw tooLarge();
-    if (BODY_METHODS.has(ctx.method)) ctx.request.body = parseJson(await readBody(ctx.req, limitBytes, notJson));
-    await next();
-  };
+export function readRequestBody(ctx: Context, limitBytes: number, formPaths: readonly RegExp[] = []): Promise<void> | undefined {
+  const readsBody = BODY_METHODS.has(ctx.method);
+  if (readsBody && formPaths.some((re) => re.test(ctx.path))) {
+    ctx.request.readForm = () => readForm(ctx, limitBytes);
+    return undefined;
+  }
+  const declared = ctx.req.headers['content-length'];
+  if (declared !== undefined && Number(declared) > limitBytes) throw tooLarge();
+  if (!readsBody) return undefined;
+  return readBody(ctx.req, limitBytes, notJson).then((bytes) => {
+    ctx.request.body = parseJson(bytes);
+  });
 }
 
 /**

@@ -8,7 +8,7 @@
 // past them the answer goes out at once and the connection closes.
 
 import type { IncomingMessage } from 'node:http';
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 
 export interface DrainBounds {
   /** Most bytes read and discarded per request. */
@@ -19,14 +19,19 @@ export interface DrainBounds {
 
 export const DEFAULT_DRAIN_BOUNDS: DrainBounds = { maxBytes: 8 * 1024 * 1024, maxMs: 5_000 };
 
-export function drainUnreadBody(bounds: DrainBounds = DEFAULT_DRAIN_BOUNDS) {
-  return async (ctx: Context, next: Next) => {
-    await next();
-    const req = ctx.req;
-    if (req.complete || req.readableEnded || req.destroyed) return;
-    // Whatever is left unread makes the connection unusable for another request: close it.
-    if (!(await discardRest(req, bounds))) ctx.set('Connection', 'close');
-  };
+/**
+ * After the answer is decided and before it is sent: reads and discards what
+ * is left of the request body, within `bounds`; past them (or when the body
+ * cannot be skipped) the response says `Connection: close`. Nothing to do, and
+ * no promise, when the body was read or there was none.
+ */
+export function drainUnreadBody(ctx: Context, bounds: DrainBounds = DEFAULT_DRAIN_BOUNDS): Promise<void> | undefined {
+  const req = ctx.req;
+  if (req.complete || req.readableEnded || req.destroyed) return undefined;
+  // Whatever is left unread makes the connection unusable for another request: close it.
+  return discardRest(req, bounds).then((whole) => {
+    if (!whole) ctx.set('Connection', 'close');
+  });
 }
 
 /** Reads the rest of the body and discards it; true when it all arrived within the bounds. */

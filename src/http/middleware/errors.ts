@@ -1,21 +1,21 @@
 // Turns every failure into a Matrix error body. Input never causes a 500:
 // anything that is not a MatrixError is a bug, logged with its stack.
 
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { MatrixError } from '../../errors.js';
 import { reply } from '../reply.js';
 
-export function matrixErrors() {
-  return async (ctx: Context, next: Next) => {
-    try {
-      await next();
-    } catch (err) {
-      const e = toMatrixError(err);
-      for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
-      reply(ctx, e.status, e.toJSON());
-      if (e.status >= 500) ctx.state.error = err;
-    }
-  };
+/**
+ * Answers `err` as a Matrix error (`{errcode, error}` with its status and
+ * headers, e.g. Retry-After). Anything but a MatrixError or a library's HTTP
+ * status error is a 500 M_UNKNOWN, and is kept in `ctx.state.error` for the
+ * request log to record with its stack.
+ */
+export function replyError(ctx: Context, err: unknown): void {
+  const e = toMatrixError(err);
+  for (const [k, v] of Object.entries(e.headers)) ctx.set(k, v);
+  reply(ctx, e.status, e.toJSON());
+  if (e.status >= 500) ctx.state.error = err;
 }
 
 function toMatrixError(err: unknown): MatrixError {

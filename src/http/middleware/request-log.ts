@@ -2,35 +2,41 @@
 // carry ?access_token=), and so is an invite link's token; no header or body
 // is logged.
 
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import type { Logger } from 'pino';
 
+const INVITE_PREFIX = '/_gatehouse/invite/';
 /** An invite page's path holds a registration token (a secret): it is not logged. */
 const INVITE_TOKEN = /^(\/_gatehouse\/invite\/)[^/]+/;
 
-export function requestLog(logger: Logger) {
-  return async (ctx: Context, next: Next) => {
-    const start = process.hrtime.bigint();
-    // As the client sent it (routing may rewrite r0 paths to v3), less an invite link's token.
-    const path = ctx.path.replace(INVITE_TOKEN, '$1<token>');
-    try {
-      await next();
-    } finally {
-      const ms = Number(process.hrtime.bigint() - start) / 1e6;
-      const line: Record<string, unknown> = {
-        method: ctx.method,
-        path,
-        status: ctx.status,
-        ms: Math.round(ms * 100) / 100,
-        ip: ctx.ip,
-      };
-      if (ctx.state.requester) line.user = ctx.state.requester.userId;
-      if (ctx.state.error) {
-        line.err = ctx.state.error;
-        logger.error(line, 'request failed');
-      } else {
-        logger.info(line, 'request');
-      }
-    }
+/** The request's path as the client sent it (before any r0 → v3 rewrite), fit for the log. */
+export function loggablePath(ctx: Context): string {
+  const path = ctx.path;
+  return path.startsWith(INVITE_PREFIX) ? path.replace(INVITE_TOKEN, '$1<token>') : path;
+}
+
+/**
+ * Writes the request's line once it is answered: `{method, path, status, ms,
+ * ip, user?}` at info, or at error with `err` (and its stack) when the
+ * request failed with a 5xx kept in `ctx.state.error`. `startedAt` is a
+ * `performance.now()` reading (milliseconds) taken when the request arrived.
+ */
+export function logRequest(logger: Logger, ctx: Context, path: string, startedAt: number): void {
+  const failed = ctx.state.error;
+  if (!failed && !logger.isLevelEnabled('info')) return;
+  const line: Record<string, unknown> = {
+    method: ctx.method,
+    path,
+    status: ctx.status,
+    ms: Math.round((performance.now() - startedAt) * 100) / 100,
+    ip: ctx.ip,
   };
+  const requester = ctx.state.requester;
+  if (requester) line.user = requester.userId;
+  if (failed) {
+    line.err = failed;
+    logger.error(line, 'request failed');
+  } else {
+    logger.info(line, 'request');
+  }
 }
