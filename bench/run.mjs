@@ -2,7 +2,7 @@
 // limits of this machine, measured in the same run. Every result is a ratio
 // to its limit; no number is compared to one taken elsewhere.
 //
-//   1. GET /account/whoami req/s       vs a bare node:http server (same body, same headers)
+//   1. GET /account/whoami req/s       vs a bare node:http server (same body, same headers); and koa + @koa/router alone (bench/koa-floor-server.mjs), the stack's floor
 //   2. POST /login (password) logins/s vs raw argon2 verify/s (same package, params, pool size, concurrency)
 //   3. POST /register (dummy) regs/s   vs raw argon2 hash/s   (same)
 //   4. whoami p99 at a fixed rate while logins run flat out
@@ -334,14 +334,31 @@ async function main() {
       () => runChild('load.mjs', { url: bare.url, ...whoamiReq, connections: CONNECTIONS, duration: DURATION }),
       bare.child.pid,
     );
+    // The floor of the chosen stack: koa + @koa/router answering the same bytes (no auth, no log).
+    const floor = await startChild('koa-floor-server.mjs', { body: whoamiBody, headers: mirrored, path: whoamiReq.path });
+    const floorUrl = `http://127.0.0.1:${floor.info.port}`;
+    await runChild('load.mjs', { url: floorUrl, ...whoamiReq, connections: CONNECTIONS, duration: WARMUP });
+    const k = await phase(
+      `whoami path, koa + @koa/router alone: ${CONNECTIONS} connections, ${DURATION} s`,
+      () => [...live(), floor.child.pid],
+      () => runChild('load.mjs', { url: floorUrl, ...whoamiReq, connections: CONNECTIONS, duration: DURATION }),
+      floor.child.pid,
+    );
+    await stopChild(floor.child);
     whoamiRate = g.result.perSecond;
     rows.push(throughputRow('whoami throughput (req/s)', g, b, 0.5));
+    rows.push(throughputRow('koa + @koa/router alone, same bytes (req/s)', k, b, null));
     // CPU per request does not depend on how much CPU other processes left us, so it is the steadier comparison.
     const gUs = (g.cpuMs * 1000) / g.result.ok;
     const bUs = (b.cpuMs * 1000) / b.result.ok;
     notes.push(
       `whoami server CPU per request (all threads): Gatehouse ${fmt(gUs, 0)} µs, bare ${fmt(bUs, 0)} µs → efficiency ratio ${fmt(bUs / gUs, 2)} ` +
         `(Gatehouse used ${fmt(g.cpuMs / 10 / DURATION, 0)}% of a core, bare ${fmt(b.cpuMs / 10 / DURATION, 0)}%)`,
+    );
+    const kUs = (k.cpuMs * 1000) / k.result.ok;
+    notes.push(
+      `koa + @koa/router alone (the chosen stack's floor, no auth, no log line): ${fmt(kUs, 0)} µs per request = ${fmt(bUs / kUs, 2)} of bare's efficiency; ` +
+        `Gatehouse's own work (auth, CORS, checks, log line, handler) ${fmt(gUs - kUs, 0)} µs on top`,
     );
     const perReq = (ms) => fmt((ms * 1000) / g.result.ok, 0);
     notes.push(
