@@ -7,6 +7,7 @@
 
 import Router from '@koa/router';
 import Koa from 'koa';
+import compose from 'koa-compose';
 import type { Logger } from 'pino';
 import { MatrixError, unrecognized } from '../errors.js';
 import { readRequestBody } from './middleware/body.js';
@@ -37,10 +38,13 @@ export function createHttpApp(opts: HttpOptions): Koa {
   const router = new Router();
   opts.mount(router);
   const dispatch = prefixDispatch(router);
-  const allowedMethods = router.allowedMethods() as unknown as Koa.Middleware;
+  const allowedMethods = router.allowedMethods() as unknown as Middleware;
   const done = () => Promise.resolve();
-  // The routes, then a 405 with Allow for a known path and another method (@koa/router's allowedMethods).
-  const route = (ctx: Koa.Context) => allowedMethods(ctx, () => dispatch(ctx, done));
+  // The routes, then, when none answered, 405 with Allow for a known path and another method (@koa/router's allowedMethods).
+  const route = async (ctx: Koa.Context) => {
+    await dispatch(ctx, done);
+    if (ctx.matched && ctx.status === 404) await allowedMethods(ctx, done);
+  };
   const { logger, maxBodyBytes, formPaths } = opts;
 
   app.use(async (ctx) => {
@@ -71,12 +75,16 @@ export function createHttpApp(opts: HttpOptions): Koa {
   return app;
 }
 
-/** One node of the literal-prefix tree: a path segment, the layers whose literal prefix ends here, a router over the candidates. */
+type Layer = Router['stack'][number];
+type Middleware = (ctx: Koa.Context, next: () => Promise<unknown>) => unknown;
+
+/** One node of the literal-prefix tree: a path segment, the layers whose literal prefix ends here, the candidates of a request that ends its walk here. */
 interface PrefixNode {
   children: Map<string, PrefixNode>;
   /** Layers whose literal prefix is exactly this node's path, with their position in the full stack. */
-  own: { index: number; layer: Router['stack'][number] }[];
-  dispatch: Koa.Middleware;
+  own: { index: number; layer: Layer }[];
+  /** Every layer that can match a path whose walk ends here, in the stack's order. */
+  candidates: Layer[];
 }
 
 /** A segment with any path-to-regexp syntax in it (a parameter, wildcard, group, escape) ends a literal prefix. */
@@ -94,21 +102,29 @@ function literalPrefix(path: string | RegExp): string[] {
 }
 
 /**
- * `router.routes()` with a cost per request that does not grow with the route table.
+ * `router.routes()` with a cost per request that does not grow with the route table, and less of it.
  *
- * @koa/router tests every layer's regexp on every request (~130 layers with the clients' routes). This
- * indexes the layers once, after every area has mounted, in a tree of their literal leading path
- * segments; a request walks the tree along its own path (one Map lookup per segment) and runs a router
- * whose stack is only the layers that can match there: those whose literal prefix is an ancestor of (or
- * is) the deepest node reached, in their original order. Every layer that could match the path is a
- * candidate, and each candidate is still tested with its own regexp, so `ctx.matched` (hence 405 with
- * Allow from `allowedMethods`), params, HEAD for GET and the order of layers are exactly the flat router's.
- * `router` stays the registry (`routeTable` reads its stack); routes added after this call are not served.
+ * @koa/router tests every layer's regexp on every request (~130 layers with the clients' routes), and
+ * builds and composes the matched layers' middleware chain anew for each request (about 5 µs of a
+ * whoami's CPU, measured: docs/benchmarks.md). This indexes the layers once, after every area has
+ * mounted, in a tree of their literal leading path segments; a request walks the tree along its own path
+ * (one Map lookup per segment) and tests only the layers that can match there: those whose literal
+ * prefix is an ancestor of (or is) the deepest node reached, in their original order, each with its own
+ * regexp (`Layer#match`). Then it does what @koa/router's dispatch does, with the router's own Layer
+ * methods for captures and params: `ctx.matched` (every layer matching the path, which allowedMethods
+ * builds 405's Allow from), `ctx.routeMatched`, `ctx.params`, `ctx.routerPath`, `ctx._matchedRoute`; no
+ * route for the method → `next()`; else the matched layers' middleware in order. A layer's own chain is
+ * composed once, not per request. `test/blackbox/router.test.ts` holds it to the flat router on the real
+ * table. `router` stays the registry (`routeTable` reads its stack); routes added after this call are
+ * not served. Not supported (a start-time error): `router.param` middleware, and layers without methods
+ * (`router.use`), which Gatehouse does not use.
  */
-export function prefixDispatch(router: Router): Koa.Middleware {
-  const node = (): PrefixNode => ({ children: new Map(), own: [], dispatch: async (_ctx, next) => next() });
+export function prefixDispatch(router: Router): Middleware {
+  const node = (): PrefixNode => ({ children: new Map(), own: [], candidates: [] });
   const root = node();
+  const chains = new Map<Layer, Middleware>();
   router.stack.forEach((layer, index) => {
+    if (layer.methods.length === 0) throw new Error(`prefixDispatch: ${String(layer.path)} is router.use middleware, which it does not dispatch`);
     let at = root;
     for (const segment of literalPrefix(layer.path)) {
       let child = at.children.get(segment);
@@ -116,12 +132,13 @@ export function prefixDispatch(router: Router): Koa.Middleware {
       at = child;
     }
     at.own.push({ index, layer });
+    chains.set(layer, compose(layer.stack as Middleware[]) as Middleware);
   });
+  if (Object.keys((router as unknown as { params: object }).params ?? {}).length > 0)
+    throw new Error('prefixDispatch: router.param middleware is not dispatched');
   const build = (at: PrefixNode, inherited: PrefixNode['own']) => {
     const candidates = [...inherited, ...at.own].sort((a, b) => a.index - b.index);
-    const sub = new Router(router.opts);
-    sub.stack.push(...candidates.map((c) => c.layer));
-    at.dispatch = sub.routes() as unknown as Koa.Middleware;
+    at.candidates = candidates.map((c) => c.layer);
     for (const child of at.children.values()) build(child, candidates);
   };
   build(root, []);
@@ -138,8 +155,43 @@ export function prefixDispatch(router: Router): Koa.Middleware {
       if (end < 0) break;
       start = end + 1;
     }
-    return at.dispatch(ctx, next);
+    const method = ctx.method.toUpperCase();
+    const matched: Layer[] = [];
+    const run: Layer[] = [];
+    for (const layer of at.candidates) {
+      if (!layer.match(path)) continue;
+      matched.push(layer);
+      if (layer.methods.includes(method)) run.push(layer);
+    }
+    const c = ctx as Koa.Context & Record<string, unknown>;
+    if (c.matched) (c.matched as Layer[]).push(...matched);
+    else c.matched = matched;
+    c.router = router;
+    c.routeMatched = run.length > 0;
+    if (run.length === 0) return next();
+    const last = run[run.length - 1]!;
+    c._matchedRoute = last.path;
+    if (last.name) c._matchedRouteName = last.name;
+    if (run.length === 1) {
+      enterLayer(c, last, path);
+      return chains.get(last)!(ctx, next);
+    }
+    // Several layers for one path and method (not in Gatehouse's table today): each in turn, as the router does.
+    return compose(run.flatMap((layer) => [(cx: Koa.Context, nx: () => Promise<unknown>) => (enterLayer(cx, layer, path), nx()), chains.get(layer)!]) as Middleware[])(ctx, next);
   };
+}
+
+/** What @koa/router sets on the context before a matched layer's middleware runs. */
+function enterLayer(ctx: Koa.Context & Record<string, unknown>, layer: Layer, path: string): void {
+  const captures = layer.captures(path);
+  ctx.captures = captures;
+  const params = layer.params(path, captures, ctx.params as Record<string, string> | undefined);
+  (ctx.request as Koa.Request & { params?: Record<string, string> }).params = params;
+  ctx.params = params;
+  ctx.routerPath = layer.path;
+  ctx.routerName = layer.name || undefined;
+  ctx._matchedRoute = layer.path;
+  if (layer.name) ctx._matchedRouteName = layer.name;
 }
 
 /** Unknown endpoints are 404 M_UNRECOGNIZED; a known path with an unsupported method is 405 M_UNRECOGNIZED. */
