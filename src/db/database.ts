@@ -139,7 +139,7 @@ const MIGRATION_NAME_RE = /^[0-9]{14}_[a-z0-9_]+$/;
  * test/unit/sqlite-snapshot.test.ts checks that the snapshot equals the
  * migrated schema; scripts/generate-sqlite-snapshot.mjs regenerates it.
  */
-async function applySqliteSnapshot(db: Knex): Promise<string[] | null> {
+export async function applySqliteSnapshot(db: Knex): Promise<string[] | null> {
   const names = await migrationSource.getMigrations([]);
   const covered = SQLITE_SNAPSHOT.migrations;
   if (covered.length > names.length || covered.some((n, i) => n !== names[i] || !MIGRATION_NAME_RE.test(n))) return null;
