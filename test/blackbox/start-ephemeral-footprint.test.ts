@@ -1,10 +1,10 @@
-// What an ephemeral start loads (issue 15: < 300 ms to a served /versions,
+// What an ephemeral start loads, and where `start --ephemeral` keeps its compile cache (issue 15: < 300 ms to a served /versions,
 // < 80 MB idle): the modules a start does not need stay unloaded until first
 // use. A regression here (a static import of one of them) costs every
 // `start --ephemeral` and every test suite that calls startEphemeral().
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -94,5 +94,54 @@ describe('an ephemeral start loads only what it needs', () => {
     expect(r.after).toBe(true);
     expect(r.type).toMatch(/^text\/html/);
     expect(r.html).toContain('<title>Join localhost');
+  });
+});
+
+/** Runs `gatehouse start --ephemeral --port 0` with `env` until it has printed the admin token, then stops it. */
+async function startAndStop(env: Record<string, string | undefined>): Promise<string> {
+  const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), 'start', '--ephemeral', '--port', '0'], {
+    env: { ...process.env, NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise((r) => child.once('exit', r));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  while (!/admin access token: \S+\n/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+  child.kill('SIGTERM');
+  await exited;
+  clearTimeout(timer);
+  expect(out).toMatch(/admin access token: \S+\n/);
+  return out;
+}
+
+describe('start --ephemeral keeps Node compile cache in a folder of the user only', () => {
+  const filesUnder = (p: string): number =>
+    readdirSync(p, { withFileTypes: true }).reduce((n, e) => n + (e.isDirectory() ? filesUnder(join(p, e.name)) : 1), 0);
+
+  it('$XDG_CACHE_HOME/gatehouse/compile-cache, created 0700 and filled; a second start still works from it', async () => {
+    const home = join(dir, 'xdg-ok');
+    await startAndStop({ XDG_CACHE_HOME: home });
+    const cache = join(home, 'gatehouse', 'compile-cache');
+    expect(statSync(cache).mode & 0o777).toBe(0o700);
+    expect(filesUnder(cache)).toBeGreaterThan(10);
+    await startAndStop({ XDG_CACHE_HOME: home });
+  });
+
+  it('a folder others may write in is not used (the server starts without the cache)', async () => {
+    const home = join(dir, 'xdg-open');
+    const cache = join(home, 'gatehouse', 'compile-cache');
+    mkdirSync(cache, { recursive: true });
+    chmodSync(cache, 0o777);
+    await startAndStop({ XDG_CACHE_HOME: home });
+    expect(filesUnder(cache)).toBe(0);
+  });
+
+  it('NODE_DISABLE_COMPILE_CACHE=1 turns it off', async () => {
+    const home = join(dir, 'xdg-disabled');
+    await startAndStop({ XDG_CACHE_HOME: home, NODE_DISABLE_COMPILE_CACHE: '1' });
+    const cache = join(home, 'gatehouse', 'compile-cache');
+    expect(filesUnder(cache)).toBe(0);
   });
 });
