@@ -11,14 +11,20 @@
 //   - idle RSS of the `start --ephemeral` process after its start and 20
 //     requests (10 whoami, 10 /versions), settled: VmRSS median of 7 samples,
 //     with the anonymous (heap, malloc) and file-backed (the node binary,
-//     native addons: shared with other Node processes) parts.
+//     native addons: shared with other Node processes) parts; and the split
+//     of the startEphemeral() process's memory (V8 heap, external, code).
+//
+// `start --ephemeral` keeps Node's compile cache in $XDG_CACHE_HOME: the bench
+// points it at a fresh temp folder, times one start on the empty (cold) cache
+// apart, then the timed runs on the warm one.
 //
 // Each figure is the median of `runs` fresh processes. Goals (issue 15):
 // < 300 ms to a served /versions, < 80 MB idle RSS.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const START_GOAL_MS = 300;
@@ -58,10 +64,12 @@ async function stop(child) {
 }
 
 /** One `start --ephemeral`: times to /versions and to the token; RSS once idle when `measureRss`. */
-async function cliRun(main, measureRss) {
+async function cliRun(main, measureRss, cacheHome) {
   const port = await freePort();
+  const env = { ...process.env, XDG_CACHE_HOME: cacheHome };
+  delete env.NODE_COMPILE_CACHE;
   const t0 = performance.now();
-  const child = spawn(process.execPath, [main, 'start', '--ephemeral', '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [main, 'start', '--ephemeral', '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let tokenMs = null;
   child.stdout.on('data', (c) => {
@@ -116,12 +124,23 @@ function inProcessRun(root) {
     const a = await startEphemeral({ logLevel: 'silent' });
     await until200(a);
     const t1 = performance.now();
+    // The memory of one idle server after 20 requests, as the CLI's RSS row (before the second server starts).
+    for (let i = 0; i < 10; i++) {
+      await (await fetch(a.baseUrl + '/_matrix/client/v3/account/whoami', { headers: { authorization: 'Bearer ' + a.adminToken } })).text();
+      await (await fetch(a.baseUrl + '/_matrix/client/versions')).text();
+    }
+    const { getHeapCodeStatistics, getHeapStatistics } = await import('node:v8');
+    const m = process.memoryUsage();
+    const code = getHeapCodeStatistics();
+    const memory = { rss: m.rss, heapTotal: m.heapTotal, heapUsed: m.heapUsed, heapPhysical: getHeapStatistics().total_physical_size, external: m.external,
+      code: code.code_and_metadata_size + code.bytecode_and_metadata_size };
+    const t2a = performance.now();
     const b = await startEphemeral({ logLevel: 'silent' });
     await until200(b);
     const t2 = performance.now();
     await a.close();
     await b.close();
-    console.log(JSON.stringify({ firstMs: t1 - t0, secondMs: t2 - t1, rssKiB: Math.round(process.memoryUsage().rss / 1024) }));`;
+    console.log(JSON.stringify({ firstMs: t1 - t0, secondMs: t2 - t2a, memory }));`;
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -141,6 +160,12 @@ function inProcessRun(root) {
   });
 }
 
+/** Medians of the memory figures of the in-process runs, in MB. */
+function memSplit(ms) {
+  const mb = (k) => (median(ms.map((m) => m[k])) / 1048576).toFixed(1);
+  return `RSS ${mb('rss')}, V8 heap ${mb('heapUsed')} used of ${mb('heapTotal')} (${mb('heapPhysical')} resident), external ${mb('external')}, code and bytecode ${mb('code')} (within the heap)`;
+}
+
 /**
  * Runs the start section. `ctx`: { root (the repository), phase(name, livePids, fn),
  * log(s), runs }. Resolves to { rows, notes } in run.mjs's report format.
@@ -152,10 +177,13 @@ export async function startSection(ctx) {
   const rows = [];
   const notes = [];
 
+  const cacheHome = mkdtempSync(join(tmpdir(), 'gatehouse-bench-cache-'));
+  // One start on the empty compile cache (what a fresh CI container pays), which also fills it.
+  const cold = await cliRun(main, false, cacheHome);
   const cli = await phase(`start: gatehouse start --ephemeral, ${runs} fresh processes`, none, async () => {
     const r = [];
     // The first run's RSS is kept (one idle server is what the goal is about); later runs only time.
-    for (let i = 0; i < runs; i++) r.push(await cliRun(main, i === 0));
+    for (let i = 0; i < runs; i++) r.push(await cliRun(main, i === 0, cacheHome));
     return r;
   });
   const inproc = await phase(`start: import('gatehouse') + startEphemeral() in ${runs} fresh processes`, none, async () => {
@@ -164,7 +192,8 @@ export async function startSection(ctx) {
     return r;
   });
   // RSS is measured once more on its own after the timings, in a fresh process: a steadier figure than under the timing loop.
-  const idle = await cliRun(main, true);
+  const idle = await cliRun(main, true, cacheHome);
+  rmSync(cacheHome, { recursive: true, force: true });
 
   const cliVersions = median(cli.result.map((r) => r.versionsMs));
   const cliToken = median(cli.result.map((r) => r.tokenMs));
@@ -202,10 +231,12 @@ export async function startSection(ctx) {
   const fmt = (n) => n.toFixed(0);
   const all = (xs) => xs.map(fmt).join(', ');
   notes.push(
-    `start --ephemeral (${runs} runs): /versions 200 after ${all(cli.result.map((r) => r.versionsMs))} ms; admin token printed after ${all(cli.result.map((r) => r.tokenMs))} ms (median ${fmt(cliToken)} ms)`,
+    `start --ephemeral (${runs} runs, warm compile cache): /versions 200 after ${all(cli.result.map((r) => r.versionsMs))} ms; admin token printed after ${all(cli.result.map((r) => r.tokenMs))} ms (median ${fmt(cliToken)} ms); ` +
+      `on the empty cache (one run before them): /versions after ${fmt(cold.versionsMs)} ms`,
     `startEphemeral() in a fresh process, import included (${runs} runs): ${all(inproc.result.map((r) => r.firstMs))} ms; a second server in the same process: median ${fmt(second)} ms (${all(inproc.result.map((r) => r.secondMs))})`,
     `idle RSS of start --ephemeral after 20 requests: ${fmt(idle.rss.rss / 1024)} MB (anonymous ${fmt(idle.rss.anon / 1024)} MB, file-backed ${fmt(idle.rss.file / 1024)} MB: ` +
       `the node binary and native addons, shared with other Node processes); first timing run: ${fmt(cli.result[0].rss.rss / 1024)} MB`,
+    `startEphemeral() process after 20 requests (median of ${runs}; MB): ${memSplit(inproc.result.map((r) => r.memory))}`,
   );
   log(`  start: --ephemeral ${fmt(cliVersions)} ms, startEphemeral ${fmt(first)} ms (second ${fmt(second)} ms), idle RSS ${fmt(rssMB)} MB`);
   return { rows, notes };

@@ -126,11 +126,12 @@ const sweepInterval = (uiaLifetimeMs: number) => Math.min(60_000, Math.max(250, 
 
 export async function createGatehouse(config: Config, opts: GatehouseOptions): Promise<Gatehouse> {
   const { logger } = opts;
-  // Templates first: a broken custom template stops the start before anything is opened.
+  // Templates first: a broken custom template stops the start before anything is opened
+  // (Gatehouse's own templates compile on first render).
   const pages = new Pages(config.templates.custom_template_directory, { server_name: config.server_name });
-  pages.verify();
+  pages.verifyCustom();
   const mailer = config.email === null ? null : new Mailer(config.email, logger, { customTemplateDirectory: config.templates.custom_template_directory });
-  mailer?.verify();
+  mailer?.verifyCustom();
   const db = openDatabase(config.database);
   const applied = await migrateToLatest(db);
   if (applied.length) logger.info({ migrations: applied }, 'database migrated');

@@ -7,7 +7,6 @@
 
 import { readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import type { Config, DatabaseConfig, Listener, PasswordPolicy, RateLimit, SupportContact, WellKnownSupport } from './types.js';
 import { isFieldName } from '../domain/profiles.js';
 import { refuseRestrictiveKeys } from './restrictive-keys.js';
@@ -15,6 +14,7 @@ import { emailConfig } from './email.js';
 import { keepVersionsAsWritten, termsConfig } from './terms.js';
 import { threepidPolicyConfig } from './threepid-policy.js';
 import { parseDuration, parseSize } from './units.js';
+import { yaml } from './yaml.js';
 
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
@@ -571,7 +571,7 @@ export function loadConfigFile(path: string): LoadedConfig {
   }
   let raw: unknown;
   try {
-    raw = parseYaml(text);
+    raw = yaml().parse(text);
   } catch (e) {
     throw new ConfigError([`${path} is not valid YAML: ${(e as Error).message}`]);
   }

@@ -7,10 +7,11 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { isScalar, parseDocument } from 'yaml';
+import type { Document } from 'yaml';
 import { renderPolicyDocument } from '../templates/policy-documents.js';
 import type { Section } from './load.js';
 import type { Config, TermsDocument, TermsPolicy, UserConsentConfig } from './types.js';
+import { yaml } from './yaml.js';
 
 /** MSC1597's opaque identifier (policy IDs and versions): 1 to 255 characters of [0-9a-zA-Z._~-]. */
 export const OPAQUE_ID_RE = /^[0-9a-zA-Z._~-]{1,255}$/;
@@ -245,12 +246,12 @@ export function keepVersionsAsWritten(text: string, raw: unknown): void {
   const paths: string[][] = [['user_consent', 'version']];
   const policies = isObject(raw.terms) ? raw.terms.policies : undefined;
   if (isObject(policies)) for (const id of Object.keys(policies)) paths.push(['terms', 'policies', id, 'version']);
-  let doc: ReturnType<typeof parseDocument> | null = null;
+  let doc: Document | null = null;
   for (const path of paths) {
     const parent = path.slice(0, -1).reduce<unknown>((o, k) => (isObject(o) ? o[k] : undefined), raw);
     if (!isObject(parent) || typeof parent.version !== 'number') continue;
-    doc ??= parseDocument(text);
+    doc ??= yaml().parseDocument(text);
     const node = doc.getIn(path, true);
-    if (isScalar(node) && typeof node.source === 'string') parent.version = node.source;
+    if (yaml().isScalar(node) && typeof node.source === 'string') parent.version = node.source;
   }
 }

@@ -11,7 +11,8 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Context } from 'koa';
-import nunjucks from 'nunjucks';
+import type { Environment } from 'nunjucks';
+import { nunjucks } from '../templates/nunjucks.js';
 
 /** Every template Gatehouse renders (Synapse's names where Synapse has the page). */
 export const TEMPLATE_NAMES = [
@@ -43,20 +44,27 @@ export function builtinTemplateDir(): string {
 }
 
 export class Pages {
-  private readonly env: nunjucks.Environment;
+  private readonly dirs: string[];
+  private readonly globals: Record<string, unknown>;
+  private envCache: Environment | null = null;
 
   /**
    * `customDir`: the admin's template folder (its files replace the built-in
    * ones of the same name), or null. `globals`: variables every template
-   * sees (`server_name`, `public_baseurl`).
+   * sees (`server_name`, `public_baseurl`). Nothing is loaded or compiled
+   * here: templates compile on first render (or in verify()).
    */
   constructor(customDir: string | null, globals: Record<string, unknown>) {
-    const dirs = customDir === null ? [builtinTemplateDir()] : [customDir, builtinTemplateDir()];
-    this.env = new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs), { autoescape: true, trimBlocks: true, lstripBlocks: true });
-    for (const [k, v] of Object.entries(globals)) this.env.addGlobal(k, v);
+    this.dirs = customDir === null ? [builtinTemplateDir()] : [customDir, builtinTemplateDir()];
+    this.globals = { ...globals };
   }
 
-  /** Compiles every template, so that a broken or missing one stops the server at start rather than failing a request. */
+  /** True when the admin configured a template folder (whose templates verifyCustom() checks). */
+  get hasCustomTemplates(): boolean {
+    return this.dirs.length > 1;
+  }
+
+  /** Compiles every template, so that a broken or missing one throws (`template <name>: ...`). */
   verify(): void {
     for (const name of TEMPLATE_NAMES) {
       try {
@@ -65,6 +73,27 @@ export class Pages {
         throw new Error(`template ${name}: ${(err as Error).message}`);
       }
     }
+  }
+
+  /**
+   * verify() when a custom template folder is configured, so that a broken
+   * custom template stops the server at start rather than failing a request.
+   * All templates are compiled then (a custom one may include or extend a
+   * built-in one). Gatehouse's own templates alone are left to compile on
+   * first render: the tests check them, and a start does not pay for them.
+   */
+  verifyCustom(): void {
+    if (this.hasCustomTemplates) this.verify();
+  }
+
+  private get env(): Environment {
+    if (this.envCache === null) {
+      const { Environment, FileSystemLoader } = nunjucks();
+      const env = new Environment(new FileSystemLoader(this.dirs), { autoescape: true, trimBlocks: true, lstripBlocks: true });
+      for (const [k, v] of Object.entries(this.globals)) env.addGlobal(k, v);
+      this.envCache = env;
+    }
+    return this.envCache;
   }
 
   /**

@@ -58,7 +58,7 @@ const GREETING_TIMEOUT = 10_000;
 const SOCKET_TIMEOUT = 30_000;
 
 export class Mailer {
-  private readonly transport: Mail<SMTPSentMessageInfo, SMTPTransportOptions>;
+  private transportCache: Mail<SMTPSentMessageInfo, SMTPTransportOptions> | null = null;
   private readonly templates: MailTemplates;
 
   constructor(
@@ -68,29 +68,49 @@ export class Mailer {
   ) {
     const dirs = [options.customTemplateDirectory ?? null, config.template_dir].filter((d): d is string => d !== null);
     this.templates = new MailTemplates(dirs);
-    // nodemailer is loaded by the first Mailer only: a server without `email` (and `start --ephemeral`) starts without it.
-    const { createTransport } = createRequire(import.meta.url)('nodemailer') as typeof nodemailer;
-    this.transport = createTransport({
-      host: config.smtp_host,
-      port: config.smtp_port,
-      secure: config.force_tls,
-      requireTLS: config.require_transport_security,
-      ignoreTLS: !config.enable_tls,
-      auth: config.smtp_user !== null ? { user: config.smtp_user, pass: config.smtp_pass ?? '' } : undefined,
-      // Certificates are always checked, against smtp_host (as Synapse).
-      tls: { rejectUnauthorized: true },
-      connectionTimeout: CONNECTION_TIMEOUT,
-      greetingTimeout: GREETING_TIMEOUT,
-      socketTimeout: SOCKET_TIMEOUT,
-      // Mails carry no attachments: nothing may read a file or fetch a URL.
-      disableFileAccess: true,
-      disableUrlAccess: true,
-    });
   }
 
-  /** Compiles and renders every mail template once; throws an Error naming the broken one (`template registration.html: ...`). Called at start. */
+  /**
+   * The SMTP transport, made on the first mail: nodemailer (~60 ms to load)
+   * is loaded then, so a server with `email` configured starts without it,
+   * as one without `email` (and `start --ephemeral`) does.
+   */
+  private get transport(): Mail<SMTPSentMessageInfo, SMTPTransportOptions> {
+    if (this.transportCache === null) {
+      const { createTransport } = createRequire(import.meta.url)('nodemailer') as typeof nodemailer;
+      const config = this.config;
+      this.transportCache = createTransport({
+        host: config.smtp_host,
+        port: config.smtp_port,
+        secure: config.force_tls,
+        requireTLS: config.require_transport_security,
+        ignoreTLS: !config.enable_tls,
+        auth: config.smtp_user !== null ? { user: config.smtp_user, pass: config.smtp_pass ?? '' } : undefined,
+        // Certificates are always checked, against smtp_host (as Synapse).
+        tls: { rejectUnauthorized: true },
+        connectionTimeout: CONNECTION_TIMEOUT,
+        greetingTimeout: GREETING_TIMEOUT,
+        socketTimeout: SOCKET_TIMEOUT,
+        // Mails carry no attachments: nothing may read a file or fetch a URL.
+        disableFileAccess: true,
+        disableUrlAccess: true,
+      });
+    }
+    return this.transportCache;
+  }
+
+  /** Compiles and renders every mail template once; throws an Error naming the broken one (`template registration.html: ...`). */
   verify(): void {
     this.templates.verify();
+  }
+
+  /**
+   * verify() when a custom template folder is configured (`templates.custom_template_directory`,
+   * `email.template_dir`): called at start, so that a broken custom template stops the server.
+   * Gatehouse's own templates alone compile on the first mail.
+   */
+  verifyCustom(): void {
+    this.templates.verifyCustom();
   }
 
   /**
@@ -148,7 +168,7 @@ export class Mailer {
 
   /** Closes the transport's connections. */
   close(): void {
-    this.transport.close();
+    this.transportCache?.close();
   }
 
   /** What failed, for the admin: from the error's codes only (the server's reply text may hold the address). */

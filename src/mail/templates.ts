@@ -3,8 +3,9 @@
 // the same name), then Gatehouse's own `templates/`. The HTML bodies are
 // autoescaped; the text bodies are not (an `&` in a link must stay an `&`).
 
-import nunjucks from 'nunjucks';
+import type { Environment } from 'nunjucks';
 import { builtinTemplateDir } from '../http/pages.js';
+import { nunjucks } from '../templates/nunjucks.js';
 
 /** What a validation mail is for; each has a `<kind>.html` and a `<kind>.txt` template (Synapse's names). */
 export type MailKind = 'registration' | 'add_threepid' | 'password_reset';
@@ -40,15 +41,18 @@ export function unknownPlaceholders(template: string, known: readonly string[]):
 }
 
 export class MailTemplates {
-  private readonly html: nunjucks.Environment;
-  private readonly text: nunjucks.Environment;
+  private readonly dirs: string[];
+  private readonly hasCustomDirs: boolean;
+  private envs: { html: Environment; text: Environment } | null = null;
 
-  /** `customDirs`: the admin's folders, searched in this order before the built-in one. */
+  /**
+   * `customDirs`: the admin's folders, searched in this order before the
+   * built-in one. Nothing is loaded or compiled here: templates compile on
+   * first render (or in verify()).
+   */
   constructor(customDirs: readonly string[]) {
-    const dirs = [...customDirs, builtinTemplateDir()];
-    const options = { trimBlocks: true, lstripBlocks: true, throwOnUndefined: false };
-    this.html = new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs), { ...options, autoescape: true });
-    this.text = new nunjucks.Environment(new nunjucks.FileSystemLoader(dirs), { ...options, autoescape: false });
+    this.dirs = [...customDirs, builtinTemplateDir()];
+    this.hasCustomDirs = customDirs.length > 0;
   }
 
   /**
@@ -73,6 +77,15 @@ export class MailTemplates {
     }
   }
 
+  /**
+   * verify() when the admin configured a template folder, so that a broken
+   * custom mail template stops the server at start. Gatehouse's own
+   * templates alone compile on first render (the tests check them).
+   */
+  verifyCustom(): void {
+    if (this.hasCustomDirs) this.verify();
+  }
+
   /** The text and HTML bodies of a `kind` mail. Throws (naming the template) when one cannot be rendered. */
   render(kind: MailKind, vars: MailTemplateVars): { text: string; html: string } {
     return { text: this.renderOne(`${kind}.txt`, vars), html: this.renderOne(`${kind}.html`, vars) };
@@ -86,7 +99,15 @@ export class MailTemplates {
     }
   }
 
-  private envFor(name: string): nunjucks.Environment {
-    return name.endsWith('.html') ? this.html : this.text;
+  private envFor(name: string): Environment {
+    if (this.envs === null) {
+      const { Environment, FileSystemLoader } = nunjucks();
+      const options = { trimBlocks: true, lstripBlocks: true, throwOnUndefined: false };
+      this.envs = {
+        html: new Environment(new FileSystemLoader(this.dirs), { ...options, autoescape: true }),
+        text: new Environment(new FileSystemLoader(this.dirs), { ...options, autoescape: false }),
+      };
+    }
+    return name.endsWith('.html') ? this.envs.html : this.envs.text;
   }
 }

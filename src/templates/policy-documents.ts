@@ -3,7 +3,7 @@
 // autoescaping on) as Synapse reads its consent templates, so a Synapse
 // `user_consent.template_dir` carries over unchanged.
 
-import nunjucks from 'nunjucks';
+import { nunjucks } from './nunjucks.js';
 
 /** What a document's template may use, besides Synapse's own variables. */
 export interface PolicyDocumentVars {
@@ -25,6 +25,7 @@ export interface PolicyDocumentVars {
  * rendered.
  */
 export function renderPolicyDocument(root: string, name: string, vars: PolicyDocumentVars): string {
-  const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(root, { noCache: true }), { autoescape: true });
+  const { Environment, FileSystemLoader } = nunjucks();
+  const env = new Environment(new FileSystemLoader(root, { noCache: true }), { autoescape: true });
   return env.render(name, { public_version: true, has_consented: false, user: '', userhmac: null, ...vars });
 }
