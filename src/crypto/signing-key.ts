@@ -1,45 +1,59 @@
 // The server's ed25519 signing key, in Synapse's key file format: one line
 // "ed25519 <version> <unpadded base64 seed>", so a key can move between servers.
 
-import { createPrivateKey, createPublicKey, type KeyObject, randomBytes, sign } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import type nacl from 'tweetnacl';
 import { createPrivateFile } from '../private-files.js';
 import { canonicalJson } from './canonical-json.js';
 import { randomString } from './tokens.js';
 
 export interface SigningKey {
   /** e.g. "ed25519:a_AbCd" */
-  keyId: string;
-  seed: Uint8Array;
-  publicKey: Uint8Array;
-  secretKey: Uint8Array;
+  readonly keyId: string;
+  /** The 32-byte seed: what the key file holds. */
+  readonly seed: Uint8Array;
+  /** 32 bytes. */
+  readonly publicKey: Uint8Array;
+  /** 64 bytes, NaCl's layout: the seed, then the public key. */
+  readonly secretKey: Uint8Array;
 }
 
 export const unpaddedBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
 
-/** PKCS#8 DER of an Ed25519 private key (RFC 8410) before its 32-byte seed. */
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-/** node:crypto's key object of each SigningKey, made on first use. */
-const privateKeys = new WeakMap<SigningKey, KeyObject>();
+const load = createRequire(import.meta.url);
+let tweetnacl: typeof nacl | undefined;
+/** tweetnacl, loaded when a key is first used: a start needs neither the module nor the key pair. */
+const naclLib = (): typeof nacl => (tweetnacl ??= load('tweetnacl') as typeof nacl);
 
-function privateKeyOf(key: SigningKey): KeyObject {
-  let k = privateKeys.get(key);
-  if (k === undefined) {
-    k = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, key.seed]), format: 'der', type: 'pkcs8' });
-    privateKeys.set(key, k);
+/**
+ * A key whose pair is derived from the seed on first use: deriving it in cold
+ * JavaScript took ~18 ms of every start (issue 15), and a start signs nothing.
+ */
+class Ed25519SigningKey implements SigningKey {
+  private pair: nacl.SignKeyPair | undefined;
+
+  constructor(
+    readonly keyId: string,
+    readonly seed: Uint8Array,
+  ) {}
+
+  private derived(): nacl.SignKeyPair {
+    return (this.pair ??= naclLib().sign.keyPair.fromSeed(this.seed));
   }
-  return k;
+
+  get publicKey(): Uint8Array {
+    return this.derived().publicKey;
+  }
+
+  get secretKey(): Uint8Array {
+    return this.derived().secretKey;
+  }
 }
 
-// node:crypto (OpenSSL) rather than a JavaScript ed25519: deriving a key pair
-// in cold JavaScript took ~18 ms of every start. Same keys, same (deterministic) signatures.
 function fromSeed(version: string, seed: Uint8Array): SigningKey {
-  const privateKey = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
-  const publicKey = new Uint8Array(Buffer.from(createPublicKey(privateKey).export({ format: 'jwk' }).x!, 'base64url'));
-  // secretKey in NaCl's layout: the seed, then the public key.
-  const key = { keyId: `ed25519:${version}`, seed, publicKey, secretKey: new Uint8Array([...seed, ...publicKey]) };
-  privateKeys.set(key, privateKey);
-  return key;
+  return new Ed25519SigningKey(`ed25519:${version}`, seed);
 }
 
 export function generateSigningKey(): SigningKey {
@@ -73,7 +87,7 @@ export function loadOrCreateSigningKey(path: string): { key: SigningKey; created
 /** Adds `signatures[serverName][keyId]` over the canonical JSON of the object (sans signatures/unsigned). */
 export function signJson<T extends Record<string, unknown>>(obj: T, serverName: string, key: SigningKey): T {
   const { signatures, unsigned, ...rest } = obj as Record<string, unknown>;
-  const sig = sign(null, Buffer.from(canonicalJson(rest), 'utf8'), privateKeyOf(key));
+  const sig = naclLib().sign.detached(Buffer.from(canonicalJson(rest), 'utf8'), key.secretKey);
   const existing = (signatures ?? {}) as Record<string, Record<string, string>>;
   return {
     ...obj,

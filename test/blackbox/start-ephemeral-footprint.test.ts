@@ -17,7 +17,7 @@ const NOT_AT_START: Record<string, string> = {
   nunjucks: 'the first page or mail rendered, or a configured custom template folder',
   yaml: 'reading a config file',
   nodemailer: 'the first mail sent (its address parser alone is used by the config)',
-  tweetnacl: 'nothing: the signing key uses node:crypto',
+  tweetnacl: 'the first use of the signing key (GET /_matrix/key/v2/server)',
   pg: 'a PostgreSQL database',
 };
 
