@@ -5,7 +5,8 @@
 // koa chain is an async closure and a promise per request, on the path every
 // authenticated request takes (issue 15, docs/benchmarks.md).
 
-import Router from '@koa/router';
+import { createRequire } from 'node:module';
+import type RouterClass from '@koa/router';
 import Koa from 'koa';
 import compose from 'koa-compose';
 import type { Logger } from 'pino';
@@ -18,6 +19,12 @@ import { loggablePath, logRequest } from './middleware/request-log.js';
 import { checkUrlText } from './middleware/url-text.js';
 import { rewriteLegacyPrefix } from './paths.js';
 import { reply } from './reply.js';
+
+// @koa/router's CommonJS build, not its ES module: the ES build's `import http from "http"` makes Node
+// build the whole node:http namespace, whose WebSocket getter loads undici (~10 MB of RSS and ~18 ms of
+// every start, measured; issue 15). Same class, same behaviour.
+const Router = createRequire(import.meta.url)('@koa/router') as typeof RouterClass;
+type Router = RouterClass;
 
 export interface HttpOptions {
   logger: Logger;
