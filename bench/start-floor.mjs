@@ -22,7 +22,8 @@ async function serve(parts) {
   const has = (p) => parts.includes(p);
   let handle;
   if (has('bare')) {
-    const http = await import('node:http');
+    // require, not import(): an ES import of node:http builds its whole namespace, which loads undici (~10 MB).
+    const http = require('node:http');
     const s = http.createServer((_q, r) => r.setHeader('Content-Type', 'application/json').end('{"versions":["v1.11"]}'));
     handle = s;
   } else {
