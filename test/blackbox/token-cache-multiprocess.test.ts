@@ -120,6 +120,9 @@ describeOnPostgres('access-token cache, two processes on one database (postgres)
     let checked = false;
     // The reconnection comes a second later: if it came during the check, try again.
     for (let attempt = 0; attempt < 3 && !checked; attempt++) {
+      // After an attempt that came too late, the connections are still reconnecting: wait for both.
+      const back = Date.now() + 10_000;
+      while ((await listeners()).length < 2 && Date.now() < back) await sleep(50);
       const u = await fresh();
       await warm(b, u.access_token);
       const pids = await listeners();
