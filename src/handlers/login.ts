@@ -12,7 +12,7 @@ import * as Threepids from '../repositories/threepids.js';
 import * as Users from '../repositories/users.js';
 import type { LoginTokenHandler } from './login-tokens.js';
 import { userLocked } from './account-state.js';
-import type { IssuedSession, SessionHandler } from './sessions.js';
+import type { IssuedSession, SessionHandler, SessionRequest } from './sessions.js';
 
 export interface LoginRequest {
   type: string;
@@ -121,6 +121,13 @@ export class LoginHandler {
       // (and then ends its session with the others) rather than missing it. Deactivation removes
       // the password, so a deactivated account answers as a wrong password (its state is told
       // only once the password is right, so the answer never tells that an account existed).
+      if (!user.deactivated && user.approved && user.lock === null) {
+        // The usual case: the row read before the check let the user sign in. One statement
+        // re-checks that (same password, still active, approved, unlocked), locks the row and
+        // writes the device; when it refuses, the row is read again below and judged in full.
+        const session = await this.sessions.issueIfUserMaySignIn(trx, this.sessionRequest(user, req), user.password_hash!);
+        if (session) return this.response(user, session);
+      }
       const current = await Users.lockUser(trx, user.user_id);
       if (!current || current.password_hash !== user.password_hash) throw invalidCredentials();
       return this.signIn(trx, current, req);
@@ -168,14 +175,21 @@ export class LoginHandler {
     // its existing sessions are kept for when it is unlocked. A suspended account may sign in (MSC3823).
     if (Users.isInForce(user.lock, this.clock())) throw userLocked();
     if (!user.approved) throw awaitingApproval();
-    const session = await this.sessions.issue(trx, {
+    return this.response(user, await this.sessions.issue(trx, this.sessionRequest(user, req)));
+  }
+
+  private sessionRequest(user: Users.UserRow, req: LoginRequest): SessionRequest {
+    return {
       userId: user.user_id,
       deviceId: req.deviceId,
       displayName: req.initialDeviceDisplayName,
       wantRefreshToken: req.refreshToken,
       ip: req.ip,
       userAgent: req.userAgent,
-    });
+    };
+  }
+
+  private response(user: Users.UserRow, session: IssuedSession): LoginResponse {
     const response: LoginResponse = { user_id: user.user_id, home_server: this.config.server_name, ...session };
     // Element and Nheko switch to this base URL, so send it only when it is known to be right.
     if (this.config.public_baseurl) response.well_known = { 'm.homeserver': { base_url: this.config.public_baseurl } };
