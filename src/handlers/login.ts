@@ -7,7 +7,7 @@ import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { attemptsKey, loginIdentifier } from '../domain/user-ids.js';
 import { awaitingApproval, forbidden, MatrixError, missingParam } from '../errors.js';
-import type { RateLimiter } from '../ratelimit/limiter.js';
+import { RateLimiter } from '../ratelimit/limiter.js';
 import * as Threepids from '../repositories/threepids.js';
 import * as Users from '../repositories/users.js';
 import type { LoginTokenHandler } from './login-tokens.js';
@@ -90,25 +90,35 @@ export class LoginHandler {
     const password = req.password;
     if (password === null) throw missingParam('Missing parameter: password');
 
-    await this.limiters.address.take(req.ip);
-    const who = loginIdentifier(req.identifier, this.config.server_name);
+    let who: ReturnType<typeof loginIdentifier>;
+    try {
+      who = loginIdentifier(req.identifier, this.config.server_name);
+    } catch (err) {
+      // Counted against the address all the same (and a 429 answers first), as every attempt is.
+      await this.limiters.address.take(req.ip);
+      throw err;
+    }
     let limitKey: string;
     let user: Users.UserRow | null;
     if (who.kind === 'user') {
       const named = who.user;
       // A user ID of another server (or longer than any) names no one here: a wrong name.
-      if (!named) throw invalidCredentials();
+      if (!named) {
+        await this.limiters.address.take(req.ip);
+        throw invalidCredentials();
+      }
       limitKey = attemptsKey(named.userId);
-      await this.takeAttempt(limitKey);
+      await this.takeAttempt(limitKey, req.ip);
       // As Synapse: an exact match first, then a unique case-insensitive one.
       user = (await Users.findUser(this.db, named.userId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, named.localpart));
     } else {
+      await this.limiters.address.take(req.ip);
       // Deactivation unbinds an account's addresses, so a deactivated account's address names no one.
       const userId = who.address === null ? null : await Threepids.findUserIdByThreepid(this.db, who.medium, who.address);
       // As Synapse: an address bound to no one is limited on the address itself (media
       // Gatehouse binds nothing of share one bucket: no sign-in can succeed with them).
       limitKey = userId !== null ? attemptsKey(userId) : who.address !== null ? `3pid:${who.medium}:${who.address}` : '3pid:unsupported';
-      await this.takeAttempt(limitKey);
+      await this.takeAttempt(limitKey, null);
       user = userId === null ? null : await Users.findUser(this.db, userId);
     }
     // A missing user is checked against a dummy hash, so the time taken does not tell who exists.
@@ -134,11 +144,17 @@ export class LoginHandler {
     });
   }
 
-  /** rc_login.account, and rc_login.failed_attempts counted before the check (given back when the password is right). */
-  private async takeAttempt(limitKey: string): Promise<void> {
-    await this.limiters.account.take(limitKey);
-    // Counted before the check, so parallel guesses cannot all slip under the limit.
-    await this.limiters.failedAttempts.take(limitKey);
+  /**
+   * rc_login.address (for `ip`, unless null: already taken), rc_login.account, and
+   * rc_login.failed_attempts counted before the check (given back when the password
+   * is right), in that order, stopping at the first that refuses: one statement
+   * on PostgreSQL's shared buckets.
+   */
+  private async takeAttempt(limitKey: string, ip: string | null): Promise<void> {
+    const takes: [RateLimiter, string][] = ip === null ? [] : [[this.limiters.address, ip]];
+    // failed_attempts is counted before the check, so parallel guesses cannot all slip under the limit.
+    takes.push([this.limiters.account, limitKey], [this.limiters.failedAttempts, limitKey]);
+    await RateLimiter.takeEach(takes);
   }
 
   /**
