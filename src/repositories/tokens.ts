@@ -2,6 +2,7 @@
 
 import type { Knex } from 'knex';
 import sqlite3 from 'sqlite3';
+import { FIND_USER_SQL, toUser, type UserRow } from './users.js';
 
 export interface AccessTokenRow {
   id: number;
@@ -74,36 +75,54 @@ export async function findAccessTokenWithUser(q: Knex, tokenHash: string): Promi
  * The same lookup through a statement prepared once on a connection of its
  * own (SQLite). The query builder and re-preparing cost several times the
  * lookup itself, and a connection of its own means a signed-in request never
- * waits for a write transaction holding the main connection.
+ * waits for a write transaction holding the main connection. Also prepares
+ * the user row a password login reads before its password check (`findUser`),
+ * for the same reasons; it sees committed rows only, and the sign-in re-checks
+ * the row in its transaction anyway.
  */
 export class PreparedAccessTokenLookup {
   private constructor(
     private readonly conn: sqlite3.Database,
     private readonly stmt: sqlite3.Statement,
+    private readonly userStmt: sqlite3.Statement,
   ) {}
 
   static open(file: string): Promise<PreparedAccessTokenLookup> {
+    const prepare = (conn: sqlite3.Database, sql: string) =>
+      new Promise<sqlite3.Statement>((resolve, reject) => {
+        const stmt = conn.prepare(sql, (e) => (e ? reject(e) : resolve(stmt)));
+      });
     return new Promise((resolve, reject) => {
       const conn = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (err) => {
         if (err) return reject(err);
         conn.configure('busyTimeout', 5000);
-        const stmt = conn.prepare(ACCESS_TOKEN_WITH_USER_SQL, (e) => (e ? reject(e) : resolve(new PreparedAccessTokenLookup(conn, stmt))));
+        Promise.all([prepare(conn, ACCESS_TOKEN_WITH_USER_SQL), prepare(conn, FIND_USER_SQL)]).then(
+          ([stmt, userStmt]) => resolve(new PreparedAccessTokenLookup(conn, stmt, userStmt)),
+          reject,
+        );
       });
     });
   }
 
   find(tokenHash: string): Promise<AccessTokenWithUser | null> {
+    return this.all(this.stmt, tokenHash).then((rows) => toAccessTokenWithUser(rows[0]));
+  }
+
+  /** `Users.findUser`, on this connection. */
+  findUser(userId: string): Promise<UserRow | null> {
+    return this.all(this.userStmt, userId).then((rows) => toUser(rows[0]));
+  }
+
+  private all(stmt: sqlite3.Statement, param: string): Promise<Record<string, unknown>[]> {
     return new Promise((resolve, reject) => {
       // `all`, not `get`: stepping to the end finishes the statement, so no read
       // transaction stays open between requests (it would hold back WAL checkpoints).
-      this.stmt.all([tokenHash], (err: Error | null, rows: Record<string, unknown>[]) =>
-        err ? reject(err) : resolve(toAccessTokenWithUser(rows[0])),
-      );
+      stmt.all([param], (err: Error | null, rows: Record<string, unknown>[]) => (err ? reject(err) : resolve(rows)));
     });
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => this.stmt.finalize(() => this.conn.close(() => resolve())));
+    return new Promise((resolve) => this.userStmt.finalize(() => this.stmt.finalize(() => this.conn.close(() => resolve()))));
   }
 }
 

@@ -6,7 +6,8 @@
 import type { Knex } from 'knex';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findDevice, upsertDevice, upsertDeviceIfUserMaySignIn } from '../../src/repositories/devices.js';
-import { insertUser, markDeactivated, setApproved, setLock, setPasswordHash, setSuspension } from '../../src/repositories/users.js';
+import { PreparedAccessTokenLookup } from '../../src/repositories/tokens.js';
+import { findUser, insertUser, markDeactivated, setApproved, setLock, setPasswordHash, setSuspension } from '../../src/repositories/users.js';
 import { backends, openMigratedDatabases } from '../support/backends.js';
 
 const T0 = 1_700_000_000_000;
@@ -140,5 +141,39 @@ describe.each(backends())('upsertDeviceIfUserMaySignIn (%s)', (backend) => {
     await change;
     expect(await signIn).toBe(false);
     expect(await db('devices').where({ user_id: uid })).toHaveLength(0);
+  });
+});
+
+describe('PreparedAccessTokenLookup.findUser (sqlite)', () => {
+  let db: Knex;
+  let close: () => Promise<void>;
+  let prepared: PreparedAccessTokenLookup;
+  beforeAll(async () => {
+    ({ db, close } = await openMigratedDatabases('sqlite', 'prepared-user'));
+    prepared = await PreparedAccessTokenLookup.open(db.client.config.connection.filename as string);
+  });
+  afterAll(async () => {
+    await prepared?.close();
+    await close?.();
+  });
+
+  it('reads the same row as Users.findUser, states and types included, and null for no one', async () => {
+    const user_id = '@prep:test.local';
+    expect(await insertUser(db, { user_id, localpart: 'prep', password_hash: 'h', is_admin: true, is_guest: false, displayname: null, approved: false }, T0)).toBe(true);
+    await setLock(db, user_id, { reason: 'why', until: T0 + 5 });
+    await setSuspension(db, user_id, { reason: null, until: null });
+    const row = await prepared.findUser(user_id);
+    expect(row).toEqual(await findUser(db, user_id));
+    expect(row).toMatchObject({ is_admin: true, approved: false, lock: { reason: 'why', until: T0 + 5 }, suspension: { reason: null, until: null }, created_ts: T0 });
+    expect(await prepared.findUser('@nobody:test.local')).toBeNull();
+  });
+
+  it('sees a change as soon as the main connection commits it', async () => {
+    const user_id = '@prep2:test.local';
+    expect(await prepared.findUser(user_id)).toBeNull();
+    expect(await insertUser(db, { user_id, localpart: 'prep2', password_hash: 'h1', is_admin: false, is_guest: false, displayname: null }, T0)).toBe(true);
+    expect((await prepared.findUser(user_id))!.password_hash).toBe('h1');
+    await setPasswordHash(db, user_id, 'h2');
+    expect((await prepared.findUser(user_id))!.password_hash).toBe('h2');
   });
 });
