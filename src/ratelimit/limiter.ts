@@ -105,7 +105,12 @@ export class DatabaseBucketStore implements BucketStore {
     );
     if (taken < tried.length) {
       const s = tried[taken]!;
-      return { refused: taken, wait: await this.peek(s.key, s.cost, s.limit, now) };
+      const wait = await this.peek(s.key, s.cost, s.limit, now);
+      if (wait > 0) return { refused: taken, wait };
+      // Room again by the time it was read (a refund raced it): allowed uncounted, as `take`
+      // answers then, and the rest are taken as separate takes would go on to.
+      const rest = await this.takeInOrder(steps.slice(taken + 1), now);
+      return rest.refused === -1 ? rest : { refused: taken + 1 + rest.refused, wait: rest.wait };
     }
     if (never !== -1) return { refused: never, wait: waitMs(0, steps[never]!.cost, steps[never]!.limit) };
     return { refused: -1, wait: 0 };
