@@ -187,7 +187,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const threepidValidation = new ThreepidValidationHandler(db, config, mailer, limiters.threepidValidation, logger);
   const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration, limiters.registrationTokenValidity);
   const loginTokens = new LoginTokenHandler(db, config, uia, limiters.loginTokenRequest);
-  const login = new LoginHandler(db, config, sessions, hasher, limiters, loginTokens);
+  const login = new LoginHandler(db, config, sessions, hasher, limiters, loginTokens, undefined, preparedLookup ? (id) => preparedLookup.findUser(id) : undefined);
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const threepids = new ThreepidHandler(db, config, uia, threepidValidation);
   const devices = new DeviceHandler(db, config, uia, sessions);

@@ -7,12 +7,12 @@ import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
 import { attemptsKey, loginIdentifier } from '../domain/user-ids.js';
 import { awaitingApproval, forbidden, MatrixError, missingParam } from '../errors.js';
-import type { RateLimiter } from '../ratelimit/limiter.js';
+import { RateLimiter } from '../ratelimit/limiter.js';
 import * as Threepids from '../repositories/threepids.js';
 import * as Users from '../repositories/users.js';
 import type { LoginTokenHandler } from './login-tokens.js';
 import { userLocked } from './account-state.js';
-import type { IssuedSession, SessionHandler } from './sessions.js';
+import type { IssuedSession, SessionHandler, SessionRequest } from './sessions.js';
 
 export interface LoginRequest {
   type: string;
@@ -57,6 +57,8 @@ export class LoginHandler {
     private readonly limiters: LoginLimiters,
     private readonly loginTokens: LoginTokenHandler,
     private readonly clock: () => number = Date.now,
+    /** Reads the user before the password check; app.ts picks the fastest read the database allows. */
+    private readonly findUser: (userId: string) => Promise<Users.UserRow | null> = (id) => Users.findUser(db, id),
   ) {}
 
   flows(): { flows: LoginFlow[] } {
@@ -90,26 +92,36 @@ export class LoginHandler {
     const password = req.password;
     if (password === null) throw missingParam('Missing parameter: password');
 
-    await this.limiters.address.take(req.ip);
-    const who = loginIdentifier(req.identifier, this.config.server_name);
+    let who: ReturnType<typeof loginIdentifier>;
+    try {
+      who = loginIdentifier(req.identifier, this.config.server_name);
+    } catch (err) {
+      // Counted against the address all the same (and a 429 answers first), as every attempt is.
+      await this.limiters.address.take(req.ip);
+      throw err;
+    }
     let limitKey: string;
     let user: Users.UserRow | null;
     if (who.kind === 'user') {
       const named = who.user;
       // A user ID of another server (or longer than any) names no one here: a wrong name.
-      if (!named) throw invalidCredentials();
+      if (!named) {
+        await this.limiters.address.take(req.ip);
+        throw invalidCredentials();
+      }
       limitKey = attemptsKey(named.userId);
-      await this.takeAttempt(limitKey);
+      await this.takeAttempt(limitKey, req.ip);
       // As Synapse: an exact match first, then a unique case-insensitive one.
-      user = (await Users.findUser(this.db, named.userId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, named.localpart));
+      user = (await this.findUser(named.userId)) ?? (await Users.findUserByLocalpartCaseInsensitive(this.db, named.localpart));
     } else {
+      await this.limiters.address.take(req.ip);
       // Deactivation unbinds an account's addresses, so a deactivated account's address names no one.
       const userId = who.address === null ? null : await Threepids.findUserIdByThreepid(this.db, who.medium, who.address);
       // As Synapse: an address bound to no one is limited on the address itself (media
       // Gatehouse binds nothing of share one bucket: no sign-in can succeed with them).
       limitKey = userId !== null ? attemptsKey(userId) : who.address !== null ? `3pid:${who.medium}:${who.address}` : '3pid:unsupported';
-      await this.takeAttempt(limitKey);
-      user = userId === null ? null : await Users.findUser(this.db, userId);
+      await this.takeAttempt(limitKey, null);
+      user = userId === null ? null : await this.findUser(userId);
     }
     // A missing user is checked against a dummy hash, so the time taken does not tell who exists.
     if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) throw invalidCredentials();
@@ -121,17 +133,30 @@ export class LoginHandler {
       // (and then ends its session with the others) rather than missing it. Deactivation removes
       // the password, so a deactivated account answers as a wrong password (its state is told
       // only once the password is right, so the answer never tells that an account existed).
+      if (!user.deactivated && user.approved && user.lock === null) {
+        // The usual case: the row read before the check let the user sign in. One statement
+        // re-checks that (same password, still active, approved, unlocked), locks the row and
+        // writes the device; when it refuses, the row is read again below and judged in full.
+        const session = await this.sessions.issueIfUserMaySignIn(trx, this.sessionRequest(user, req), user.password_hash!);
+        if (session) return this.response(user, session);
+      }
       const current = await Users.lockUser(trx, user.user_id);
       if (!current || current.password_hash !== user.password_hash) throw invalidCredentials();
       return this.signIn(trx, current, req);
     });
   }
 
-  /** rc_login.account, and rc_login.failed_attempts counted before the check (given back when the password is right). */
-  private async takeAttempt(limitKey: string): Promise<void> {
-    await this.limiters.account.take(limitKey);
-    // Counted before the check, so parallel guesses cannot all slip under the limit.
-    await this.limiters.failedAttempts.take(limitKey);
+  /**
+   * rc_login.address (for `ip`, unless null: already taken), rc_login.account, and
+   * rc_login.failed_attempts counted before the check (given back when the password
+   * is right), in that order, stopping at the first that refuses: one statement
+   * on PostgreSQL's shared buckets.
+   */
+  private async takeAttempt(limitKey: string, ip: string | null): Promise<void> {
+    const takes: [RateLimiter, string][] = ip === null ? [] : [[this.limiters.address, ip]];
+    // failed_attempts is counted before the check, so parallel guesses cannot all slip under the limit.
+    takes.push([this.limiters.account, limitKey], [this.limiters.failedAttempts, limitKey]);
+    await RateLimiter.takeEach(takes);
   }
 
   /**
@@ -168,14 +193,21 @@ export class LoginHandler {
     // its existing sessions are kept for when it is unlocked. A suspended account may sign in (MSC3823).
     if (Users.isInForce(user.lock, this.clock())) throw userLocked();
     if (!user.approved) throw awaitingApproval();
-    const session = await this.sessions.issue(trx, {
+    return this.response(user, await this.sessions.issue(trx, this.sessionRequest(user, req)));
+  }
+
+  private sessionRequest(user: Users.UserRow, req: LoginRequest): SessionRequest {
+    return {
       userId: user.user_id,
       deviceId: req.deviceId,
       displayName: req.initialDeviceDisplayName,
       wantRefreshToken: req.refreshToken,
       ip: req.ip,
       userAgent: req.userAgent,
-    });
+    };
+  }
+
+  private response(user: Users.UserRow, session: IssuedSession): LoginResponse {
     const response: LoginResponse = { user_id: user.user_id, home_server: this.config.server_name, ...session };
     // Element and Nheko switch to this base URL, so send it only when it is known to be right.
     if (this.config.public_baseurl) response.well_known = { 'm.homeserver': { base_url: this.config.public_baseurl } };

@@ -116,18 +116,40 @@ export class SessionHandler implements TokenInvalidator {
    * session_lifetime, when that is configured.
    */
   async issue(q: Knex, req: SessionRequest): Promise<IssuedSession> {
+    const session = await this.issueWith(q, req, async (device, now) => {
+      await Devices.upsertDevice(q, device, now);
+      return true;
+    });
+    return session!;
+  }
+
+  /**
+   * `issue` for a password login whose user row was read before the password
+   * check: signs in only while that row still has `passwordHash` and lets the
+   * user sign in (see Devices.upsertDeviceIfUserMaySignIn, which also locks
+   * the row on PostgreSQL); null, with nothing written, otherwise (the caller
+   * then reads the row again and says why). Saves the login a statement.
+   */
+  async issueIfUserMaySignIn(q: Knex, req: SessionRequest, passwordHash: string): Promise<IssuedSession | null> {
+    return this.issueWith(q, req, (device, now) => Devices.upsertDeviceIfUserMaySignIn(q, device, now, passwordHash));
+  }
+
+  private async issueWith(
+    q: Knex,
+    req: SessionRequest,
+    writeDevice: (device: Parameters<typeof Devices.upsertDevice>[1], now: number) => Promise<boolean>,
+  ): Promise<IssuedSession | null> {
     const now = this.clock();
     const deviceId = req.deviceId ?? newDeviceId();
+    const device = { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: clientAddress(req.ip), user_agent: req.userAgent };
+    // The device first: a guarded write that refuses has then written nothing, and the user's row
+    // is locked (PostgreSQL) before any token row, as in every sign-in.
+    if (!(await writeDevice(device, now))) return null;
     // A generated device ID is new, so it has no earlier tokens to end.
     if (req.deviceId !== null) {
       await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
       await this.invalidateUsers(q, [req.userId]);
     }
-    await Devices.upsertDevice(
-      q,
-      { user_id: req.userId, device_id: deviceId, display_name: req.displayName, ip: clientAddress(req.ip), user_agent: req.userAgent },
-      now,
-    );
     // As Synapse, the end is fixed at sign-in: a later change of session_lifetime leaves it be.
     // (Synapse refuses session_lifetime for guests; here guests' sign-ins end too, the closed choice.)
     const sessionEnd = this.config.session_lifetime === null ? null : now + this.config.session_lifetime;

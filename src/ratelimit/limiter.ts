@@ -6,15 +6,27 @@ import type { Knex } from 'knex';
 import type { RateLimit } from '../config/types.js';
 import { limitExceeded } from '../errors.js';
 import { createHash } from 'node:crypto';
-import { deleteDrainedBuckets, readBucket, refundToBucket, tryTakeFromBucket } from '../repositories/rate-limits.js';
+import { deleteDrainedBuckets, readBucket, refundToBucket, tryTakeFromBucket, tryTakeFromBuckets } from '../repositories/rate-limits.js';
 
 export interface BucketStore {
   /** Adds `cost` to the bucket if it fits; returns 0 when allowed, else ms until it would fit. */
   take(key: string, cost: number, limit: RateLimit, now: number): Promise<number>;
+  /**
+   * `take` on each bucket in order, stopping at the first that refuses (those
+   * before it stay taken, those after it are untouched). Keys must differ.
+   * Returns the index refused (-1 when none) and ms until it would fit.
+   */
+  takeInOrder(steps: BucketStep[], now: number): Promise<{ refused: number; wait: number }>;
   /** Like take, without adding anything. */
   peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number>;
   /** Removes up to `cost` from the bucket (never below empty). */
   refund(key: string, cost: number, limit: RateLimit, now: number): Promise<void>;
+}
+
+export interface BucketStep {
+  key: string;
+  cost: number;
+  limit: RateLimit;
 }
 
 function waitMs(level: number, cost: number, limit: RateLimit): number {
@@ -36,6 +48,14 @@ export class MemoryBucketStore implements BucketStore {
     const wait = waitMs(level, cost, limit);
     if (wait === 0) this.buckets.set(key, { level: level + cost, ts: now, rate: limit.per_second });
     return wait;
+  }
+
+  async takeInOrder(steps: BucketStep[], now: number): Promise<{ refused: number; wait: number }> {
+    for (const [i, s] of steps.entries()) {
+      const wait = await this.take(s.key, s.cost, s.limit, now);
+      if (wait > 0) return { refused: i, wait };
+    }
+    return { refused: -1, wait: 0 };
   }
 
   async peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
@@ -70,6 +90,30 @@ export class DatabaseBucketStore implements BucketStore {
     if (cost > limit.burst_count) return waitMs(0, cost, limit);
     if (await tryTakeFromBucket(this.db, key, cost, limit.per_second, limit.burst_count, now)) return 0;
     return this.peek(key, cost, limit, now);
+  }
+
+  /** One statement on PostgreSQL (see tryTakeFromBuckets), and one more only for the refused bucket's wait. */
+  async takeInOrder(steps: BucketStep[], now: number): Promise<{ refused: number; wait: number }> {
+    await this.sweep(now);
+    // A step that can never fit is refused without a query, as `take` does; the ones before it are taken.
+    const never = steps.findIndex((s) => s.cost > s.limit.burst_count);
+    const tried = never === -1 ? steps : steps.slice(0, never);
+    const taken = await tryTakeFromBuckets(
+      this.db,
+      tried.map((s) => ({ key: s.key, cost: s.cost, rate: s.limit.per_second, burst: s.limit.burst_count })),
+      now,
+    );
+    if (taken < tried.length) {
+      const s = tried[taken]!;
+      const wait = await this.peek(s.key, s.cost, s.limit, now);
+      if (wait > 0) return { refused: taken, wait };
+      // Room again by the time it was read (a refund raced it): allowed uncounted, as `take`
+      // answers then, and the rest are taken as separate takes would go on to.
+      const rest = await this.takeInOrder(steps.slice(taken + 1), now);
+      return rest.refused === -1 ? rest : { refused: taken + 1 + rest.refused, wait: rest.wait };
+    }
+    if (never !== -1) return { refused: never, wait: waitMs(0, steps[never]!.cost, steps[never]!.limit) };
+    return { refused: -1, wait: 0 };
   }
 
   async peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
@@ -107,6 +151,24 @@ export class RateLimiter {
   async take(key: string): Promise<void> {
     const wait = await this.store.take(this.bucket(key), 1, this.limit, this.clock());
     if (wait > 0) throw limitExceeded(wait);
+  }
+
+  /**
+   * `take` on each (limiter, key) in order, throwing M_LIMIT_EXCEEDED for the
+   * first that refuses: those before it stay counted and those after it are
+   * not, exactly as separate `take` calls; on the database store (PostgreSQL)
+   * in one statement. Limiters on different stores are taken one by one.
+   */
+  static async takeEach(takes: [RateLimiter, string][]): Promise<void> {
+    const store = takes[0]?.[0].store;
+    if (!store || takes.some(([l]) => l.store !== store)) {
+      for (const [limiter, key] of takes) await limiter.take(key);
+      return;
+    }
+    const steps = takes.map(([l, key]) => ({ key: l.bucket(key), cost: 1, limit: l.limit }));
+    // One clock for all: a shared store's limiters read the same one (Date.now unless injected).
+    const { refused, wait } = await store.takeInOrder(steps, takes[0]![0].clock());
+    if (refused !== -1) throw limitExceeded(wait);
   }
 
   /** Throws M_LIMIT_EXCEEDED if one more action would not fit, without counting one. */

@@ -1,6 +1,7 @@
 // SQL for devices.
 
 import type { Knex } from 'knex';
+import { dialectOf } from '../db/database.js';
 
 export interface DeviceRow {
   user_id: string;
@@ -55,6 +56,36 @@ export async function upsertDevice(
     .insert(row)
     .onConflict(['user_id', 'device_id'])
     .merge({ last_seen_ts: now, last_seen_ip: d.ip, last_seen_user_agent: d.user_agent });
+}
+
+/**
+ * `upsertDevice` for a password sign-in whose user row was read before the
+ * (slow) password check, done only while that row still has `passwordHash`
+ * and lets the user sign in: not deactivated, approved, not locked (a lock
+ * whose end has passed counts as locked here: the caller's slower path judges
+ * it). One statement instead of a re-read and an upsert. The user's row is
+ * locked until the transaction ends (PostgreSQL, as `Users.lockUser`; SQLite
+ * serialises transactions). True when the device was written, false (nothing
+ * written) otherwise.
+ */
+export async function upsertDeviceIfUserMaySignIn(
+  q: Knex,
+  d: { user_id: string; device_id: string; display_name: string | null; ip: string | null; user_agent: string | null },
+  now: number,
+  passwordHash: string,
+): Promise<boolean> {
+  // SQLite needs the SELECT's WHERE for an upsert on INSERT … SELECT (its parser would read ON as a join).
+  const res = await q.raw(
+    `INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts, last_seen_ip, last_seen_user_agent)
+     SELECT user_id, ?, ?, ?, ?, ?, ? FROM users
+     WHERE user_id = ? AND password_hash = ? AND NOT deactivated AND approved AND NOT locked${dialectOf(q) === 'postgres' ? ' FOR UPDATE' : ''}
+     ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_ts = excluded.last_seen_ts,
+       last_seen_ip = excluded.last_seen_ip, last_seen_user_agent = excluded.last_seen_user_agent
+     RETURNING device_id`,
+    [d.device_id, d.display_name, now, now, d.ip, d.user_agent, d.user_id, passwordHash],
+  );
+  const rows: unknown[] = Array.isArray(res) ? res : (res as { rows: unknown[] }).rows;
+  return rows.length > 0;
 }
 
 /** Locks the device row until the transaction ends (PostgreSQL; SQLite serialises transactions). False when it is gone. */

@@ -2,6 +2,7 @@
 
 import type { Knex } from 'knex';
 import sqlite3 from 'sqlite3';
+import { FIND_USER_SQL, toUser, type UserRow } from './users.js';
 
 export interface AccessTokenRow {
   id: number;
@@ -74,36 +75,54 @@ export async function findAccessTokenWithUser(q: Knex, tokenHash: string): Promi
  * The same lookup through a statement prepared once on a connection of its
  * own (SQLite). The query builder and re-preparing cost several times the
  * lookup itself, and a connection of its own means a signed-in request never
- * waits for a write transaction holding the main connection.
+ * waits for a write transaction holding the main connection. Also prepares
+ * the user row a password login reads before its password check (`findUser`),
+ * for the same reasons; it sees committed rows only, and the sign-in re-checks
+ * the row in its transaction anyway.
  */
 export class PreparedAccessTokenLookup {
   private constructor(
     private readonly conn: sqlite3.Database,
     private readonly stmt: sqlite3.Statement,
+    private readonly userStmt: sqlite3.Statement,
   ) {}
 
   static open(file: string): Promise<PreparedAccessTokenLookup> {
+    const prepare = (conn: sqlite3.Database, sql: string) =>
+      new Promise<sqlite3.Statement>((resolve, reject) => {
+        const stmt = conn.prepare(sql, (e) => (e ? reject(e) : resolve(stmt)));
+      });
     return new Promise((resolve, reject) => {
       const conn = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (err) => {
         if (err) return reject(err);
         conn.configure('busyTimeout', 5000);
-        const stmt = conn.prepare(ACCESS_TOKEN_WITH_USER_SQL, (e) => (e ? reject(e) : resolve(new PreparedAccessTokenLookup(conn, stmt))));
+        Promise.all([prepare(conn, ACCESS_TOKEN_WITH_USER_SQL), prepare(conn, FIND_USER_SQL)]).then(
+          ([stmt, userStmt]) => resolve(new PreparedAccessTokenLookup(conn, stmt, userStmt)),
+          reject,
+        );
       });
     });
   }
 
   find(tokenHash: string): Promise<AccessTokenWithUser | null> {
+    return this.all(this.stmt, tokenHash).then((rows) => toAccessTokenWithUser(rows[0]));
+  }
+
+  /** `Users.findUser`, on this connection. */
+  findUser(userId: string): Promise<UserRow | null> {
+    return this.all(this.userStmt, userId).then((rows) => toUser(rows[0]));
+  }
+
+  private all(stmt: sqlite3.Statement, param: string): Promise<Record<string, unknown>[]> {
     return new Promise((resolve, reject) => {
       // `all`, not `get`: stepping to the end finishes the statement, so no read
       // transaction stays open between requests (it would hold back WAL checkpoints).
-      this.stmt.all([tokenHash], (err: Error | null, rows: Record<string, unknown>[]) =>
-        err ? reject(err) : resolve(toAccessTokenWithUser(rows[0])),
-      );
+      stmt.all([param], (err: Error | null, rows: Record<string, unknown>[]) => (err ? reject(err) : resolve(rows)));
     });
   }
 
   close(): Promise<void> {
-    return new Promise((resolve) => this.stmt.finalize(() => this.conn.close(() => resolve())));
+    return new Promise((resolve) => this.userStmt.finalize(() => this.stmt.finalize(() => this.conn.close(() => resolve()))));
   }
 }
 
@@ -112,8 +131,14 @@ export async function insertAccessToken(
   t: { token_hash: string; user_id: string; device_id: string; refresh_token_id: number | null; expires_ts: number | null },
   now: number,
 ): Promise<number> {
-  const [row] = await q('access_tokens').insert({ ...t, used: false, created_ts: now }).returning('id');
-  return Number(typeof row === 'object' ? row.id : row);
+  // Plain SQL: every sign-in and refresh runs it, and the query builder adds a measurable share (docs/benchmarks.md).
+  const res = await q.raw(
+    `INSERT INTO access_tokens (token_hash, user_id, device_id, refresh_token_id, expires_ts, used, created_ts)
+     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+    [t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.expires_ts, false, now],
+  );
+  const rows = (Array.isArray(res) ? res : (res as { rows: unknown[] }).rows) as { id: unknown }[];
+  return Number(rows[0]!.id);
 }
 
 export async function insertRefreshToken(
