@@ -4,9 +4,12 @@
 // That pool is shared with everything else asynchronous (SQLite queries among
 // them). If every pool thread held a 30 ms argon2 job, a token lookup would
 // queue behind them and signed-in users would wait on other people's logins,
-// so at most `pool size - 1` (and no more than there are cores) hashes run at
-// once; the rest wait their turn here. Throughput does not drop: those
-// threads already keep every core busy (measured in docs/benchmarks.md).
+// so at most `pool size - 1` hashes run at once, one pool thread always left
+// for the rest; the rest wait their turn here. Within that, one hash more than
+// there are cores: with exactly one per core, a core idles each time a hash
+// ends until the event loop has handed its slot to the next login (logins at
+// 0.80-0.84 of raw argon2 verify; with one more, 0.87-0.92, and whoami's p99
+// during logins 9 -> 12 ms, within issue 15's 25 ms: docs/benchmarks.md).
 
 import { availableParallelism } from 'node:os';
 import argon2 from 'argon2';
@@ -23,8 +26,9 @@ function threadPoolSize(): number {
   return Number.isInteger(n) && n > 0 ? n : 4;
 }
 
+/** Hashes run at once by default: min(pool size - 1, cores + 1), at least 1 (see the top of this file). */
 export function defaultHashConcurrency(): number {
-  return Math.max(1, Math.min(threadPoolSize() - 1, availableParallelism()));
+  return Math.max(1, Math.min(threadPoolSize() - 1, availableParallelism() + 1));
 }
 
 /** A first-in, first-out limit on how many tasks run at once. */
