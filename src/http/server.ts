@@ -20,9 +20,9 @@ import { checkUrlText } from './middleware/url-text.js';
 import { rewriteLegacyPrefix } from './paths.js';
 import { reply } from './reply.js';
 
-// @koa/router's CommonJS build, not its ES module: the ES build's `import http from "http"` makes Node
-// build the whole node:http namespace, whose WebSocket getter loads undici (~10 MB of RSS and ~18 ms of
-// every start, measured; issue 15). Same class, same behaviour.
+// @koa/router's CommonJS build, not its ES module: the ES build imports node:http as an ES module, for
+// which Node builds the module's whole namespace, and reading its WebSocket getter loads undici (~10 MB
+// of RSS and ~18 ms of every start, measured; issue 15). Same class, same behaviour.
 const Router = createRequire(import.meta.url)('@koa/router') as typeof RouterClass;
 type Router = RouterClass;
 
