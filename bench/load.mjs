@@ -1,14 +1,17 @@
 // One autocannon load generator in its own process (so that two loads at once
 // do not share an event loop, and the orchestrator stays idle).
-// Usage: node bench/load.mjs '<json options>'; prints one JSON line of results.
+// Usage: node bench/load.mjs '<json options>' (or @<file holding them>); prints one JSON line of results.
 //   url, path, method, headers, body, connections, duration, overallRate, delay (s)
 //   mode: "static" (same request every time), "register" (unique usernames,
 //   one-request m.login.dummy registration), "login" (m.login.password, round-robin over `users`),
 //   "tokens" (GET `path` with a bearer token taken round-robin from `tokens`)
 
+import { readFileSync } from 'node:fs';
 import autocannon from 'autocannon';
 
-const o = JSON.parse(process.argv[2]);
+// `@file`: options too long for a command line (many tokens), written to a file by bench/run.mjs.
+const arg = process.argv[2];
+const o = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg);
 if (o.delay) await new Promise((r) => setTimeout(r, o.delay * 1000));
 
 let counter = 0;

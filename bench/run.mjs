@@ -38,6 +38,7 @@
 //   UV_THREADPOOL_SIZE        passed to the server and to the raw argon2 process alike (Node's default: 4)
 
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { closeSync, existsSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir } from 'node:os';
@@ -84,9 +85,21 @@ function log(s) {
 }
 
 /** Runs a bench helper script in a child process and resolves to the JSON line it prints. */
+/** Where an argument too long for the command line (Linux: 128 KiB per string) is handed over as `@file`. */
+let bigArgDir = null;
+function childArg(arg) {
+  const text = JSON.stringify(arg);
+  if (text.length < 100_000) return text;
+  bigArgDir ??= mkdtempSync(join(tmpdir(), 'gatehouse-bench-args-'));
+  const file = join(bigArgDir, `${randomUUID()}.json`);
+  writeFileSync(file, text);
+  return `@${file}`;
+}
+process.on('exit', () => bigArgDir && rmSync(bigArgDir, { recursive: true, force: true }));
+
 function runChild(script, arg, extraEnv = {}) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(HERE, script), JSON.stringify(arg)], {
+    const child = spawn(process.execPath, [join(HERE, script), childArg(arg)], {
       stdio: ['ignore', 'pipe', 'inherit'],
       env: { ...env, ...extraEnv },
     });
