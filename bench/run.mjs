@@ -30,6 +30,7 @@
 //   BENCH_SCALE_USERS=1000000 users seeded in the scale section (devices: as many; tokens: twice as many)
 //   BENCH_SCALE_WHOAMI_RATE=500, BENCH_SCALE_LOGIN_RATE=10   the fixed rates of the scale section's latency phases
 //   BENCH_SCALE_PROBE_TOKENS=1000   seeded tokens the scale section's whoami load rotates over
+//   BENCH_SCALE_TOKEN_CACHE=off     the server's token cache off at both sizes (the scale section measures the database lookup)
 //   BENCH_SCALE_BACKENDS=sqlite,postgres   the scale section's backends (postgres only with BENCH_PG)
 //   BENCH_SYNC_WAITING=1000   long-polls held open at once in the sync section
 //   BENCH_SYNC_MESSAGES=200   to-device messages timed in the sync section

@@ -39,6 +39,11 @@ const SERVER_NAME = 'bench.local';
 // Tokens the whoami load rotates over (BENCH_SCALE_PROBE_TOKENS). With an in-process token cache, set it above the
 // cache's bound to measure the database lookup rather than the cache.
 const PROBE_TOKENS = Number(process.env.BENCH_SCALE_PROBE_TOKENS ?? 1000);
+// BENCH_SCALE_TOKEN_CACHE=off: the server's access-token cache off at both sizes, so that whoami measures the
+// database lookup at 1k and at 1M rows alike (a probe set larger than the cache would compare a cached 1k run with
+// an uncached 1M run instead).
+const CACHE_OFF = process.env.BENCH_SCALE_TOKEN_CACHE === 'off';
+const serverOverrides = CACHE_OFF ? { caches: { access_token_max_entries: 0 } } : {};
 const PROBE_USERS = 64;
 const BATCH = 256; // rows per multi-row INSERT (SQLite)
 const WHOAMI = '/_matrix/client/v3/account/whoami';
@@ -195,7 +200,7 @@ export async function scaleSection(deps) {
       }
       const seeder = backend === 'postgres' ? new pg.Client({ ...database.args }) : null;
       try {
-        let gh = await startGatehouse({ database });
+        let gh = await startGatehouse({ database, ...serverOverrides });
         await register(gh.url, 'model');
         await stopChild(gh.child);
         cleanup(gh);
@@ -218,7 +223,7 @@ export async function scaleSection(deps) {
         for (const p of plans) log(`  plan, ${p.name}: ${p.indexed ? 'index' : 'NO INDEX'}: ${p.plan}`);
 
         // 3. Measure on the seeded database.
-        gh = await startGatehouse({ database });
+        gh = await startGatehouse({ database, ...serverOverrides });
         const tokens = spread(2 * n, PROBE_TOKENS).map(tokenOf);
         const loginUsers = spread(n, PROBE_USERS).map((i) => `s${i}`);
         const check = await fetch(gh.url + WHOAMI, { headers: { authorization: `Bearer ${tokens.at(-1)}` } });
