@@ -7,15 +7,11 @@
 // to these rules without anyone listing it, and one that takes none must be
 // listed in PUBLIC below (reviewed) or this suite fails.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGatehouse, type RouteInfo } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { RouteInfo } from '../../src/app.js';
 import { expectMatrixError } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
+import { serverRoutes } from '../support/routes.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 
 /** The routes that take no access token, and what stands in for one. */
@@ -69,33 +65,6 @@ const keyOf = (r: RouteInfo) => `${r.method} ${r.path}`;
 /** Whether the route declares itself a write a suspended account may not make. */
 const suspensionCovered = (r: RouteInfo) =>
   r.auth !== null && (r.auth.admin ? r.method !== 'GET' : r.auth.forbidWhenSuspended === true);
-
-/** The routes of a server built in this process on the suites' settings (the spawned servers mount the same ones). */
-async function serverRoutes(): Promise<RouteInfo[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-routes-'));
-  try {
-    const { config } = buildConfig(
-      {
-        server_name: 'test.local',
-        listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http' }],
-        database: { name: 'sqlite3', args: { database: ':memory:' } },
-        signing_key_path: join(dir, 'signing.key'),
-        enable_registration: true,
-        enable_registration_without_verification: true,
-        registration_shared_secret: 'test-shared-secret',
-      },
-      dir,
-    );
-    const gatehouse = await createGatehouse(config, { logger: pino({ level: 'silent' }), ephemeralKey: true });
-    try {
-      return gatehouse.routes();
-    } finally {
-      await gatehouse.close();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 describe.each(backends())('every route against account state (%s)', (backend) => {
   let hs: TestServer;

@@ -5,15 +5,10 @@
 // With an access token the route is the password change it was (a token,
 // even an invalid one, never falls back to a reset).
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGatehouse } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
 import { ACCOUNT_TABLES, countRows, expectMatrixError, expectNoChange } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
+import { serverRoutes } from '../support/routes.js';
 import { DEFAULT_PASSWORD, startServer, type TestServer } from '../support/server.js';
 import { emailSection, type ReceivedMail, type SmtpListener, startSmtpListener } from '../support/smtp.js';
 import { confirmLink } from '../support/email.js';
@@ -265,29 +260,10 @@ describe.each(backends())('password reset by email (%s)', (backend) => {
 
 describe('POST /account/password takes an optional access token', () => {
   it('is the one route declared optional in the route table, and still declares auth (so locked and suspended accounts are held to it)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'gatehouse-reset-routes-'));
-    try {
-      const { config } = buildConfig(
-        {
-          server_name: 'test.local',
-          listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http' }],
-          database: { name: 'sqlite3', args: { database: ':memory:' } },
-          signing_key_path: join(dir, 'signing.key'),
-        },
-        dir,
-      );
-      const gatehouse = await createGatehouse(config, { logger: pino({ level: 'silent' }), ephemeralKey: true });
-      try {
-        const optional = gatehouse.routes().filter((r) => r.auth !== null && !r.auth.admin && r.auth.optional === true);
-        // (r0 paths are served by their v3 twins.)
-        expect(optional.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /_matrix/client/v3/account/password']);
-        expect(optional[0]!.auth).toMatchObject({ admin: false, optional: true });
-      } finally {
-        await gatehouse.close();
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const optional = (await serverRoutes()).filter((r) => r.auth !== null && !r.auth.admin && r.auth.optional === true);
+    // (r0 paths are served by their v3 twins.)
+    expect(optional.map((r) => `${r.method} ${r.path}`)).toEqual(['POST /_matrix/client/v3/account/password']);
+    expect(optional[0]!.auth).toMatchObject({ admin: false, optional: true });
   });
 });
 

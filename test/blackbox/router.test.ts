@@ -8,46 +8,16 @@
 // - through the real server, the answers that depend on it: 405 with Allow,
 //   404 under a known prefix, HEAD for GET, r0, trailing slash, case.
 
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import Router from '@koa/router';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createGatehouse, type RouteInfo } from '../../src/app.js';
-import { buildConfig } from '../../src/config/load.js';
+import type { RouteInfo } from '../../src/app.js';
 import { prefixDispatch } from '../../src/http/server.js';
 import { expectMatrixError } from '../support/assertions.js';
 import { backends } from '../support/backends.js';
+import { serverRoutes } from '../support/routes.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 const V3 = '/_matrix/client/v3';
-
-async function realRoutes(): Promise<RouteInfo[]> {
-  const dir = mkdtempSync(join(tmpdir(), 'gatehouse-router-'));
-  try {
-    const { config } = buildConfig(
-      {
-        server_name: 'test.local',
-        listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http' }],
-        database: { name: 'sqlite3', args: { database: ':memory:' } },
-        signing_key_path: join(dir, 'signing.key'),
-        enable_registration: true,
-        enable_registration_without_verification: true,
-        registration_shared_secret: 'test-shared-secret',
-      },
-      dir,
-    );
-    const gatehouse = await createGatehouse(config, { logger: pino({ level: 'silent' }), ephemeralKey: true });
-    try {
-      return gatehouse.routes();
-    } finally {
-      await gatehouse.close();
-    }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
 
 interface Outcome {
   matched: string[];
@@ -60,7 +30,7 @@ describe('prefixDispatch matches exactly as the flat router does', () => {
   let router: Router;
 
   beforeAll(async () => {
-    routes = await realRoutes();
+    routes = await serverRoutes();
     router = new Router();
     routes.forEach((r, i) => {
       router[r.method.toLowerCase() as 'get'](r.path, (ctx) => {
