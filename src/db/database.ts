@@ -27,6 +27,11 @@ export function dialectOf(db: Knex): Dialect {
   return db.client.config.client === 'pg' ? 'postgres' : 'sqlite';
 }
 
+/** The rows of a `knex.raw` result: the array itself on SQLite, its `rows` on PostgreSQL. */
+export function rawRows<T = Record<string, unknown>>(result: unknown): T[] {
+  return (Array.isArray(result) ? result : (result as { rows: T[] }).rows) as T[];
+}
+
 export function openDatabase(config: DatabaseConfig): Knex {
   if (config.name === 'sqlite3') {
     const file = config.args.database;

@@ -1,7 +1,7 @@
 // SQL for devices.
 
 import type { Knex } from 'knex';
-import { dialectOf } from '../db/database.js';
+import { dialectOf, rawRows } from '../db/database.js';
 
 export interface DeviceRow {
   user_id: string;
@@ -84,8 +84,7 @@ export async function upsertDeviceIfUserMaySignIn(
      RETURNING device_id`,
     [d.device_id, d.display_name, now, now, d.ip, d.user_agent, d.user_id, passwordHash],
   );
-  const rows: unknown[] = Array.isArray(res) ? res : (res as { rows: unknown[] }).rows;
-  return rows.length > 0;
+  return rawRows(res).length > 0;
 }
 
 /** Locks the device row until the transaction ends (PostgreSQL; SQLite serialises transactions). False when it is gone. */

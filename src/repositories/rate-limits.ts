@@ -1,6 +1,7 @@
 // SQL for rate-limit buckets shared between server processes (PostgreSQL).
 
 import type { Knex } from 'knex';
+import { dialectOf, rawRows } from '../db/database.js';
 
 /**
  * One leaky bucket step as a single conditional upsert: the bucket drains at
@@ -15,13 +16,12 @@ export async function tryTakeFromBucket(
   burst: number,
   now: number,
 ): Promise<boolean> {
-  const step = bucketStep({ key, cost, rate, burst }, now, q.client.config.client === 'pg');
+  const step = bucketStep({ key, cost, rate, burst }, now, dialectOf(q) === 'postgres');
   const res = await q.raw(`INSERT INTO rate_limits (key, level, updated_ts, empty_ts) VALUES (?, ?, ?, ?) ${step.upsert} RETURNING level`, [
     ...step.values,
     ...step.upsertBindings,
   ]);
-  const rows: unknown[] = Array.isArray(res) ? res : (res as { rows: unknown[] }).rows;
-  return rows.length > 0;
+  return rawRows(res).length > 0;
 }
 
 /** One bucket of `tryTakeFromBuckets`: `rate` actions per second drain, `burst` fit. */
@@ -58,7 +58,7 @@ function bucketStep(b: BucketTake, now: number, pg: boolean): { values: (string 
  * one statement at a time.
  */
 export async function tryTakeFromBuckets(q: Knex, buckets: BucketTake[], now: number): Promise<number> {
-  if (q.client.config.client !== 'pg' || buckets.length < 2) {
+  if (dialectOf(q) !== 'postgres' || buckets.length < 2) {
     let taken = 0;
     for (const b of buckets) {
       if (!(await tryTakeFromBucket(q, b.key, b.cost, b.rate, b.burst, now))) break;
@@ -87,7 +87,7 @@ export async function tryTakeFromBuckets(q: Knex, buckets: BucketTake[], now: nu
 
 /** Takes `cost` back out of a bucket (draining it to now first), never below empty. */
 export async function refundToBucket(q: Knex, key: string, cost: number, rate: number, now: number): Promise<void> {
-  const max = q.client.config.client === 'pg' ? 'GREATEST' : 'MAX';
+  const max = dialectOf(q) === 'postgres' ? 'GREATEST' : 'MAX';
   await q.raw(
     `UPDATE rate_limits SET level = ${max}(level - (? - updated_ts) * CAST(? AS DOUBLE PRECISION) / 1000.0 - ?, 0), updated_ts = ?
      WHERE key = ?`,

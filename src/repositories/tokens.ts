@@ -2,6 +2,7 @@
 
 import type { Knex } from 'knex';
 import sqlite3 from 'sqlite3';
+import { rawRows } from '../db/database.js';
 import { FIND_USER_SQL, toUser, type UserRow } from './users.js';
 
 export interface AccessTokenRow {
@@ -67,8 +68,7 @@ export function toAccessTokenWithUser(r: Record<string, unknown> | undefined): A
 /** The one query behind every authenticated request: the token and the facts about its user. */
 export async function findAccessTokenWithUser(q: Knex, tokenHash: string): Promise<AccessTokenWithUser | null> {
   const res = await q.raw(ACCESS_TOKEN_WITH_USER_SQL, [tokenHash]);
-  const rows = (Array.isArray(res) ? res : (res as { rows: unknown[] }).rows) as Record<string, unknown>[];
-  return toAccessTokenWithUser(rows[0]);
+  return toAccessTokenWithUser(rawRows(res)[0]);
 }
 
 /**
@@ -137,8 +137,7 @@ export async function insertAccessToken(
      VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
     [t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.expires_ts, false, now],
   );
-  const rows = (Array.isArray(res) ? res : (res as { rows: unknown[] }).rows) as { id: unknown }[];
-  return Number(rows[0]!.id);
+  return Number(rawRows<{ id: unknown }>(res)[0]!.id);
 }
 
 export async function insertRefreshToken(

@@ -1,6 +1,7 @@
 // SQL for accounts and their profiles.
 
 import type { Knex } from 'knex';
+import { rawRows } from '../db/database.js';
 
 export interface UserRow {
   user_id: string;
@@ -59,8 +60,7 @@ export const FIND_USER_SQL = 'SELECT * FROM users WHERE user_id = ? LIMIT 1';
 /** Every login reads this first: plain SQL, as the query builder adds a measurable share to each statement (docs/benchmarks.md). */
 export async function findUser(q: Knex, userId: string): Promise<UserRow | null> {
   const res = await q.raw(FIND_USER_SQL, [userId]);
-  const rows = (Array.isArray(res) ? res : (res as { rows: unknown[] }).rows) as Record<string, unknown>[];
-  return toUser(rows[0]);
+  return toUser(rawRows(res)[0]);
 }
 
 /** The user's row, locked until the transaction ends (PostgreSQL; SQLite serialises transactions). */
