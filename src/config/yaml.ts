@@ -1,13 +1,8 @@
 // The yaml package, loaded when a config file is read: `start --ephemeral`
 // and startEphemeral() build their config from an object and start without
-// it (~20 ms). A synchronous require (yaml's Node build is CommonJS), so
-// config loading stays synchronous.
+// it (~20 ms).
 
-import { createRequire } from 'node:module';
+import { lazyModule } from '../lazy-module.js';
 
-const require = createRequire(import.meta.url);
-
-/** The yaml module (require caches it: the same instance on every call). */
-export function yaml(): typeof import('yaml') {
-  return require('yaml') as typeof import('yaml');
-}
+/** The yaml module (the same instance on every call). */
+export const yaml = lazyModule<typeof import('yaml')>('yaml');

@@ -3,8 +3,8 @@
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import type nacl from 'tweetnacl';
+import { lazyModule } from '../lazy-module.js';
 import { createPrivateFile } from '../private-files.js';
 import { canonicalJson } from './canonical-json.js';
 import { randomString } from './tokens.js';
@@ -22,10 +22,8 @@ export interface SigningKey {
 
 export const unpaddedBase64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64').replace(/=+$/, '');
 
-const load = createRequire(import.meta.url);
-let tweetnacl: typeof nacl | undefined;
 /** tweetnacl, loaded when a key is first used: a start needs neither the module nor the key pair. */
-const naclLib = (): typeof nacl => (tweetnacl ??= load('tweetnacl') as typeof nacl);
+const naclLib = lazyModule<typeof nacl>('tweetnacl');
 
 /**
  * A key whose pair is derived from the seed on first use: deriving it in cold

@@ -4,7 +4,6 @@
 // nodemailer's error codes only: never the server's reply text (it may echo
 // the recipient's address) and never the SMTP password.
 
-import { createRequire } from 'node:module';
 import { domainToASCII } from 'node:url';
 import type nodemailer from 'nodemailer';
 import type { Mail } from 'nodemailer';
@@ -12,7 +11,11 @@ import type { SMTPSentMessageInfo, SMTPTransportOptions } from 'nodemailer/lib/s
 import addressparser from 'nodemailer/lib/addressparser';
 import type { Logger } from 'pino';
 import type { EmailConfig } from '../config/email.js';
+import { lazyModule } from '../lazy-module.js';
 import { formatPlaceholders, MailTemplates, type MailKind } from './templates.js';
+
+/** nodemailer (~60 ms to load), loaded with the first mail's transport. */
+const loadNodemailer = lazyModule<typeof nodemailer>('nodemailer');
 
 export type { MailKind } from './templates.js';
 
@@ -77,7 +80,7 @@ export class Mailer {
    */
   private get transport(): Mail<SMTPSentMessageInfo, SMTPTransportOptions> {
     if (this.transportCache === null) {
-      const { createTransport } = createRequire(import.meta.url)('nodemailer') as typeof nodemailer;
+      const { createTransport } = loadNodemailer();
       const config = this.config;
       this.transportCache = createTransport({
         host: config.smtp_host,
