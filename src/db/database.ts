@@ -173,6 +173,5 @@ export async function applySqliteSnapshot(db: Knex): Promise<string[] | null> {
     await db.client.releaseConnection(conn);
   }
   if (covered.length === names.length) return [...covered];
-  const rest = ((await db.migrate.latest({ migrationSource })) as [number, string[]])[1];
-  return [...covered, ...rest];
+  return [...covered, ...(await migrateToLatest(db, { snapshot: false }))];
 }
