@@ -4,6 +4,8 @@
 
 import type { Context } from 'koa';
 import type { Logger } from 'pino';
+import type { Requester } from '../../handlers/sessions.js';
+import { logFlatInfo } from '../../logger.js';
 
 const INVITE_PREFIX = '/_gatehouse/invite/';
 /** An invite page's path holds a registration token (a secret): it is not logged. */
@@ -24,19 +26,14 @@ export function loggablePath(ctx: Context): string {
 export function logRequest(logger: Logger, ctx: Context, path: string, startedAt: number): void {
   const failed = ctx.state.error;
   if (!failed && !logger.isLevelEnabled('info')) return;
-  const line: Record<string, unknown> = {
+  const line = {
     method: ctx.method,
     path,
     status: ctx.status,
     ms: Math.round((performance.now() - startedAt) * 100) / 100,
     ip: ctx.ip,
+    user: (ctx.state.requester as Requester | undefined)?.userId,
   };
-  const requester = ctx.state.requester;
-  if (requester) line.user = requester.userId;
-  if (failed) {
-    line.err = failed;
-    logger.error(line, 'request failed');
-  } else {
-    logger.info(line, 'request');
-  }
+  if (failed) logger.error({ ...line, err: failed }, 'request failed');
+  else logFlatInfo(logger, line, 'request');
 }
