@@ -131,13 +131,6 @@ export class TokenCache {
     }
   }
 
-  /** Drops one token (and keeps lookups under way from storing). */
-  invalidateToken(tokenHash: string): void {
-    this.generation++;
-    const entry = this.entries.get(tokenHash);
-    if (entry) this.remove(tokenHash, entry.row.user_id);
-  }
-
   /** Drops everything (and keeps lookups under way from storing). */
   clear(): void {
     this.generation++;
