@@ -47,11 +47,6 @@ export function createHttpApp(opts: HttpOptions): Koa {
   const dispatch = prefixDispatch(router);
   const allowedMethods = router.allowedMethods() as unknown as Middleware;
   const done = () => Promise.resolve();
-  // The routes, then, when none answered, 405 with Allow for a known path and another method (@koa/router's allowedMethods).
-  const route = async (ctx: Koa.Context) => {
-    await dispatch(ctx, done);
-    if (ctx.matched && ctx.status === 404) await allowedMethods(ctx, done);
-  };
   const { logger, maxBodyBytes, formPaths } = opts;
 
   app.use(async (ctx) => {
@@ -66,7 +61,9 @@ export function createHttpApp(opts: HttpOptions): Koa {
           const reading = readRequestBody(ctx, maxBodyBytes, formPaths);
           if (reading) await reading;
           rewriteLegacyPrefix(ctx);
-          await route(ctx);
+          await dispatch(ctx, done);
+          // No route answered: 405 with Allow for a known path and another method (@koa/router's allowedMethods).
+          if (ctx.matched && ctx.status === 404) await allowedMethods(ctx, done);
           answerUnrecognized(ctx);
         } catch (err) {
           replyError(ctx, err);
