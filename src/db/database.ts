@@ -219,8 +219,8 @@ interface SqliteConnection {
  * other query (knex queues them) can run inside it; SQLite connections only.
  */
 export class SqliteWriter {
-  /** Per connection (the pool may replace it), its prepared statements by SQL text. */
-  private readonly prepared = new Map<SqliteConnection, Map<string, SqliteStatement>>();
+  /** Per connection (the pool may replace it), its prepared statements by SQL text (a promise while preparing). */
+  private readonly prepared = new Map<SqliteConnection, Map<string, SqliteStatement | Promise<SqliteStatement>>>();
 
   constructor(private readonly db: Knex) {}
 
@@ -262,24 +262,42 @@ export class SqliteWriter {
   private run(conn: SqliteConnection, sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
     let statements = this.prepared.get(conn);
     if (!statements) this.prepared.set(conn, (statements = new Map()));
-    let stmt = statements.get(sql);
-    return new Promise((resolve, reject) => {
-      if (!stmt) {
-        // The statement is queued on the connection before its preparation ends; a failed one is not kept.
-        const fresh = conn.prepare(sql, (err) => {
-          if (err) statements.delete(sql);
-        });
-        statements.set(sql, (stmt = fresh));
-      }
-      // `all` steps to the end, which finishes (resets) the statement.
-      stmt.all(params, (err, rows) => (err ? reject(err) : resolve(rows)));
-    });
+    const stmt = statements.get(sql);
+    if (stmt && !(stmt instanceof Promise)) return execute(stmt, params);
+    return (stmt ?? prepare(conn, statements, sql)).then((s) => execute(s, params));
   }
 
   /** Finalizes the prepared statements (before knex closes the connection: SQLite refuses to close with live ones). */
   async close(): Promise<void> {
     const all = [...this.prepared.values()].flatMap((m) => [...m.values()]);
     this.prepared.clear();
-    await Promise.all(all.map((s) => new Promise<void>((resolve) => s.finalize(() => resolve()))));
+    await Promise.all(
+      all.map(async (s) => {
+        const stmt = await Promise.resolve(s).catch(() => null);
+        if (stmt) await new Promise<void>((resolve) => stmt.finalize(() => resolve()));
+      }),
+    );
   }
+}
+
+/** Prepares `sql` on `conn` and keeps it in `statements` once ready (a failed one is not kept, and rejects). */
+function prepare(conn: SqliteConnection, statements: Map<string, SqliteStatement | Promise<SqliteStatement>>, sql: string): Promise<SqliteStatement> {
+  const ready = new Promise<SqliteStatement>((resolve, reject) => {
+    const stmt = conn.prepare(sql, (err) => {
+      if (err) {
+        statements.delete(sql);
+        reject(err);
+      } else {
+        statements.set(sql, stmt);
+        resolve(stmt);
+      }
+    });
+  });
+  statements.set(sql, ready);
+  return ready;
+}
+
+function execute(stmt: SqliteStatement, params: unknown[]): Promise<Record<string, unknown>[]> {
+  // `all` steps to the end, which finishes (resets) the statement.
+  return new Promise((resolve, reject) => stmt.all(params, (err, rows) => (err ? reject(err) : resolve(rows))));
 }
