@@ -11,7 +11,7 @@ import type { Config } from './config/types.js';
 import { TokenCache } from './cache/token-cache.js';
 import { PasswordHasher } from './crypto/passwords.js';
 import { generateSigningKey, loadOrCreateSigningKey, type SigningKey } from './crypto/signing-key.js';
-import { dialectOf, migrateToLatest, openDatabase } from './db/database.js';
+import { dialectOf, migrateToLatest, openDatabase, SqliteWriter } from './db/database.js';
 import { AccountHandler, passwordResetFlows } from './handlers/account.js';
 import { AccountStateHandler } from './handlers/account-state.js';
 import { AccountApprovalHandler } from './handlers/admin/account-approval.js';
@@ -187,7 +187,19 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const threepidValidation = new ThreepidValidationHandler(db, config, mailer, limiters.threepidValidation, logger);
   const registration = new RegistrationHandler(db, config, uia, sessions, limiters.registration, limiters.registrationTokenValidity);
   const loginTokens = new LoginTokenHandler(db, config, uia, limiters.loginTokenRequest);
-  const login = new LoginHandler(db, config, sessions, hasher, limiters, loginTokens, undefined, preparedLookup ? (id) => preparedLookup.findUser(id) : undefined);
+  // SQLite: the usual password sign-in's transaction on statements prepared once on the writer connection.
+  const signInWriter = dialectOf(db) === 'sqlite' ? new SqliteWriter(db) : null;
+  const login = new LoginHandler(
+    db,
+    config,
+    sessions,
+    hasher,
+    limiters,
+    loginTokens,
+    undefined,
+    preparedLookup ? (id) => preparedLookup.findUser(id) : undefined,
+    signInWriter,
+  );
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const threepids = new ThreepidHandler(db, config, uia, threepidValidation);
   const devices = new DeviceHandler(db, config, uia, sessions);
@@ -300,6 +312,7 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
         ),
       );
       await preparedLookup?.close();
+      await signInWriter?.close();
       await pgNotifier?.close();
       mailer?.close();
       await db.destroy();

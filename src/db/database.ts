@@ -175,3 +175,129 @@ export async function applySqliteSnapshot(db: Knex): Promise<string[] | null> {
   if (covered.length === names.length) return [...covered];
   return [...covered, ...(await migrateToLatest(db, { snapshot: false }))];
 }
+
+/**
+ * What SqliteWriter.transaction hands its function: SQL run on the writer
+ * connection, each text prepared once on it. Plain `?` parameters, as knex.raw.
+ */
+export interface PreparedTx {
+  readonly kind: 'prepared-sqlite';
+  /** Runs `sql` (any statement; RETURNING rows come back) and resolves to its rows. Rejects once the transaction has ended. */
+  all(sql: string, params: unknown[]): Promise<Record<string, unknown>[]>;
+  /** Runs `fn` once the transaction has ended, committed or rolled back. */
+  afterEnd(fn: () => void): void;
+}
+
+/** Either a knex connection (pool or transaction) or a prepared SQLite transaction: what the sign-in statements run on. */
+export type Runner = Knex | PreparedTx;
+
+export function isPreparedTx(q: Runner): q is PreparedTx {
+  return (q as PreparedTx).kind === 'prepared-sqlite';
+}
+
+/** The rows of `sql` on either runner (knex.raw on a knex one). */
+export async function runAll<T = Record<string, unknown>>(q: Runner, sql: string, params: unknown[]): Promise<T[]> {
+  if (isPreparedTx(q)) return (await q.all(sql, params)) as T[];
+  return rawRows<T>(await q.raw(sql, params as Knex.RawBinding[]));
+}
+
+/** The part of a node-sqlite3 connection and statement used here. */
+interface SqliteStatement {
+  all(params: unknown[], cb: (err: Error | null, rows: Record<string, unknown>[]) => void): void;
+  finalize(cb: () => void): void;
+}
+interface SqliteConnection {
+  prepare(sql: string, cb: (err: Error | null) => void): SqliteStatement;
+}
+
+/**
+ * Short write transactions on SQLite's one writer connection (knex's pool
+ * of one) through statements prepared once, instead of knex's transaction
+ * runner and a fresh statement per query: the sign-in's hot path, where
+ * knex's machinery cost more main-thread time than the SQL (docs/benchmarks.md).
+ * The connection is taken from knex's pool for the whole transaction, so no
+ * other query (knex queues them) can run inside it; SQLite connections only.
+ */
+export class SqliteWriter {
+  /** Per connection (the pool may replace it), its prepared statements by SQL text (a promise while preparing). */
+  private readonly prepared = new Map<SqliteConnection, Map<string, SqliteStatement | Promise<SqliteStatement>>>();
+
+  constructor(private readonly db: Knex) {}
+
+  /**
+   * Runs `fn` between BEGIN IMMEDIATE and COMMIT; when `fn` (or the COMMIT)
+   * rejects, rolls back and rejects with that error. `fn` must run its SQL on
+   * the `tx` given only: a query through knex would wait for this very
+   * connection for ever.
+   */
+  async transaction<T>(fn: (tx: PreparedTx) => Promise<T>): Promise<T> {
+    const conn = (await this.db.client.acquireConnection()) as SqliteConnection;
+    let open = true;
+    const ended: (() => void)[] = [];
+    const run = (sql: string, params: unknown[]) => this.run(conn, sql, params);
+    const tx: PreparedTx = {
+      kind: 'prepared-sqlite',
+      all: (sql, params) => (open ? run(sql, params) : Promise.reject(new Error('The transaction has ended'))),
+      afterEnd: (f) => void ended.push(f),
+    };
+    try {
+      await run('BEGIN IMMEDIATE', []);
+      let result: T;
+      try {
+        result = await fn(tx);
+        await run('COMMIT', []);
+      } catch (err) {
+        // SQLite may have rolled back already (e.g. SQLITE_FULL): nothing left to undo then.
+        await run('ROLLBACK', []).catch(() => undefined);
+        throw err;
+      }
+      return result;
+    } finally {
+      open = false;
+      await this.db.client.releaseConnection(conn);
+      for (const f of ended) f();
+    }
+  }
+
+  private run(conn: SqliteConnection, sql: string, params: unknown[]): Promise<Record<string, unknown>[]> {
+    let statements = this.prepared.get(conn);
+    if (!statements) this.prepared.set(conn, (statements = new Map()));
+    const stmt = statements.get(sql);
+    if (stmt && !(stmt instanceof Promise)) return execute(stmt, params);
+    return (stmt ?? prepare(conn, statements, sql)).then((s) => execute(s, params));
+  }
+
+  /** Finalizes the prepared statements (before knex closes the connection: SQLite refuses to close with live ones). */
+  async close(): Promise<void> {
+    const all = [...this.prepared.values()].flatMap((m) => [...m.values()]);
+    this.prepared.clear();
+    await Promise.all(
+      all.map(async (s) => {
+        const stmt = await Promise.resolve(s).catch(() => null);
+        if (stmt) await new Promise<void>((resolve) => stmt.finalize(() => resolve()));
+      }),
+    );
+  }
+}
+
+/** Prepares `sql` on `conn` and keeps it in `statements` once ready (a failed one is not kept, and rejects). */
+function prepare(conn: SqliteConnection, statements: Map<string, SqliteStatement | Promise<SqliteStatement>>, sql: string): Promise<SqliteStatement> {
+  const ready = new Promise<SqliteStatement>((resolve, reject) => {
+    const stmt = conn.prepare(sql, (err) => {
+      if (err) {
+        statements.delete(sql);
+        reject(err);
+      } else {
+        statements.set(sql, stmt);
+        resolve(stmt);
+      }
+    });
+  });
+  statements.set(sql, ready);
+  return ready;
+}
+
+function execute(stmt: SqliteStatement, params: unknown[]): Promise<Record<string, unknown>[]> {
+  // `all` steps to the end, which finishes (resets) the statement.
+  return new Promise((resolve, reject) => stmt.all(params, (err, rows) => (err ? reject(err) : resolve(rows))));
+}

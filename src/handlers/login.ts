@@ -5,6 +5,7 @@
 import type { Knex } from 'knex';
 import type { Config } from '../config/types.js';
 import type { PasswordHasher } from '../crypto/passwords.js';
+import type { SqliteWriter } from '../db/database.js';
 import { attemptsKey, loginIdentifier } from '../domain/user-ids.js';
 import { awaitingApproval, forbidden, MatrixError, missingParam } from '../errors.js';
 import { RateLimiter } from '../ratelimit/limiter.js';
@@ -59,6 +60,8 @@ export class LoginHandler {
     private readonly clock: () => number = Date.now,
     /** Reads the user before the password check; app.ts picks the fastest read the database allows. */
     private readonly findUser: (userId: string) => Promise<Users.UserRow | null> = (id) => Users.findUser(db, id),
+    /** SQLite: the usual sign-in's statements, prepared once on the writer connection (null: through knex). */
+    private readonly writer: SqliteWriter | null = null,
   ) {}
 
   flows(): { flows: LoginFlow[] } {
@@ -127,16 +130,25 @@ export class LoginHandler {
     if (!(await this.hasher.verify(user?.password_hash ?? null, password)) || !user) throw invalidCredentials();
     await this.limiters.failedAttempts.refund(limitKey);
 
+    // The password was checked outside the transaction (argon2 is slow): make sure it has not
+    // changed since, with the row locked so that a password change waits for this sign-in
+    // (and then ends its session with the others) rather than missing it. Deactivation removes
+    // the password, so a deactivated account answers as a wrong password (its state is told
+    // only once the password is right, so the answer never tells that an account existed).
+    // The usual case: the row read before the check let the user sign in. One statement
+    // re-checks that (same password, still active, approved, unlocked), locks the row and
+    // writes the device; when it refuses, it has written nothing, and the row is read again
+    // and judged in full.
+    const usual = !user.deactivated && user.approved && user.lock === null;
+    if (usual && this.writer) {
+      // SQLite: in a transaction of its own on prepared statements (knex's runner cost more than the SQL).
+      const session = await this.writer.transaction((tx) =>
+        this.sessions.issueIfUserMaySignIn(tx, this.sessionRequest(user, req), user.password_hash!),
+      );
+      if (session) return this.response(user, session);
+    }
     return this.db.transaction(async (trx) => {
-      // The password was checked outside the transaction (argon2 is slow): make sure it has not
-      // changed since, with the row locked so that a password change waits for this sign-in
-      // (and then ends its session with the others) rather than missing it. Deactivation removes
-      // the password, so a deactivated account answers as a wrong password (its state is told
-      // only once the password is right, so the answer never tells that an account existed).
-      if (!user.deactivated && user.approved && user.lock === null) {
-        // The usual case: the row read before the check let the user sign in. One statement
-        // re-checks that (same password, still active, approved, unlocked), locks the row and
-        // writes the device; when it refuses, the row is read again below and judged in full.
+      if (usual && !this.writer) {
         const session = await this.sessions.issueIfUserMaySignIn(trx, this.sessionRequest(user, req), user.password_hash!);
         if (session) return this.response(user, session);
       }

@@ -5,7 +5,7 @@ import type { Knex } from 'knex';
 import type { TokenCache } from '../cache/token-cache.js';
 import type { Config } from '../config/types.js';
 import { constantTimeEqual, hashToken, newDeviceId, newToken } from '../crypto/tokens.js';
-import { dialectOf } from '../db/database.js';
+import { dialectOf, isPreparedTx, type Runner } from '../db/database.js';
 import { awaitingApproval, unknownToken } from '../errors.js';
 import * as Devices from '../repositories/devices.js';
 import * as SyncData from '../repositories/sync-data.js';
@@ -129,13 +129,14 @@ export class SessionHandler implements TokenInvalidator {
    * user sign in (see Devices.upsertDeviceIfUserMaySignIn, which also locks
    * the row on PostgreSQL); null, with nothing written, otherwise (the caller
    * then reads the row again and says why). Saves the login a statement.
+   * `q` is a knex transaction, or on SQLite a prepared one (SqliteWriter).
    */
-  async issueIfUserMaySignIn(q: Knex, req: SessionRequest, passwordHash: string): Promise<IssuedSession | null> {
+  async issueIfUserMaySignIn(q: Runner, req: SessionRequest, passwordHash: string): Promise<IssuedSession | null> {
     return this.issueWith(q, req, (device, now) => Devices.upsertDeviceIfUserMaySignIn(q, device, now, passwordHash));
   }
 
   private async issueWith(
-    q: Knex,
+    q: Runner,
     req: SessionRequest,
     writeDevice: (device: Parameters<typeof Devices.upsertDevice>[1], now: number) => Promise<boolean>,
   ): Promise<IssuedSession | null> {
@@ -147,8 +148,8 @@ export class SessionHandler implements TokenInvalidator {
     if (!(await writeDevice(device, now))) return null;
     // A generated device ID is new, so it has no earlier tokens to end.
     if (req.deviceId !== null) {
-      await Tokens.deleteTokensForDevices(q, req.userId, [deviceId]);
-      await this.invalidateUsers(q, [req.userId]);
+      await Tokens.deleteTokensForDevice(q, req.userId, deviceId);
+      await this.invalidateUsersIn(q, [req.userId]);
     }
     // As Synapse, the end is fixed at sign-in: a later change of session_lifetime leaves it be.
     // (Synapse refuses session_lifetime for guests; here guests' sign-ins end too, the closed choice.)
@@ -164,7 +165,7 @@ export class SessionHandler implements TokenInvalidator {
    * the access token expires, counted from `now` (as Synapse).
    */
   private async issueTokens(
-    q: Knex,
+    q: Runner,
     userId: string,
     deviceId: string,
     wantRefresh: boolean,
@@ -201,6 +202,15 @@ export class SessionHandler implements TokenInvalidator {
     if (refreshToken !== undefined) issued.refresh_token = refreshToken;
     if (accessExpiry !== null) issued.expires_in_ms = Math.max(0, accessExpiry - now);
     return { issued, refreshTokenId };
+  }
+
+  /** `invalidateUsers` for a sign-in's transaction, which may be a prepared SQLite one. */
+  private async invalidateUsersIn(q: Runner, userIds: string[]): Promise<void> {
+    if (!isPreparedTx(q)) return this.invalidateUsers(q, userIds);
+    // SQLite (nothing to announce): drop the entries now and again once the transaction
+    // has ended, as invalidateUsers does for a knex transaction.
+    this.tokenCache?.invalidateUsers(userIds);
+    q.afterEnd(() => this.tokenCache?.invalidateUsers(userIds));
   }
 
   /**

@@ -1,7 +1,7 @@
 // SQL for devices.
 
 import type { Knex } from 'knex';
-import { dialectOf, rawRows } from '../db/database.js';
+import { dialectOf, isPreparedTx, type Runner, runAll } from '../db/database.js';
 
 export interface DeviceRow {
   user_id: string;
@@ -66,26 +66,33 @@ export async function upsertDevice(
  * it). One statement instead of a re-read and an upsert. The user's row is
  * locked until the transaction ends (PostgreSQL, as `Users.lockUser`; SQLite
  * serialises transactions). True when the device was written, false (nothing
- * written) otherwise.
+ * written) otherwise. Runs on knex or on a prepared SQLite transaction.
  */
 export async function upsertDeviceIfUserMaySignIn(
-  q: Knex,
+  q: Runner,
   d: { user_id: string; device_id: string; display_name: string | null; ip: string | null; user_agent: string | null },
   now: number,
   passwordHash: string,
 ): Promise<boolean> {
   // SQLite needs the SELECT's WHERE for an upsert on INSERT … SELECT (its parser would read ON as a join).
-  const res = await q.raw(
-    `INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts, last_seen_ip, last_seen_user_agent)
-     SELECT user_id, ?, ?, ?, ?, ?, ? FROM users
-     WHERE user_id = ? AND password_hash = ? AND NOT deactivated AND approved AND NOT locked${dialectOf(q) === 'postgres' ? ' FOR UPDATE' : ''}
-     ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_ts = excluded.last_seen_ts,
-       last_seen_ip = excluded.last_seen_ip, last_seen_user_agent = excluded.last_seen_user_agent
-     RETURNING device_id`,
+  const pg = !isPreparedTx(q) && dialectOf(q) === 'postgres';
+  const rows = await runAll(
+    q,
+    pg ? UPSERT_DEVICE_IF_USER_MAY_SIGN_IN_SQL.postgres : UPSERT_DEVICE_IF_USER_MAY_SIGN_IN_SQL.sqlite,
     [d.device_id, d.display_name, now, now, d.ip, d.user_agent, d.user_id, passwordHash],
   );
-  return rawRows(res).length > 0;
+  return rows.length > 0;
 }
+
+// Fixed texts: a prepared transaction keeps one statement per text.
+const upsertDeviceIfUserMaySignInSql = (lock: string) =>
+  `INSERT INTO devices (user_id, device_id, display_name, created_ts, last_seen_ts, last_seen_ip, last_seen_user_agent)
+     SELECT user_id, ?, ?, ?, ?, ?, ? FROM users
+     WHERE user_id = ? AND password_hash = ? AND NOT deactivated AND approved AND NOT locked${lock}
+     ON CONFLICT (user_id, device_id) DO UPDATE SET last_seen_ts = excluded.last_seen_ts,
+       last_seen_ip = excluded.last_seen_ip, last_seen_user_agent = excluded.last_seen_user_agent
+     RETURNING device_id`;
+const UPSERT_DEVICE_IF_USER_MAY_SIGN_IN_SQL = { sqlite: upsertDeviceIfUserMaySignInSql(''), postgres: upsertDeviceIfUserMaySignInSql(' FOR UPDATE') };
 
 /** Locks the device row until the transaction ends (PostgreSQL; SQLite serialises transactions). False when it is gone. */
 export async function lockDevice(q: Knex, userId: string, deviceId: string): Promise<boolean> {

@@ -2,7 +2,7 @@
 
 import type { Knex } from 'knex';
 import sqlite3 from 'sqlite3';
-import { rawRows } from '../db/database.js';
+import { rawRows, type Runner, runAll } from '../db/database.js';
 import { FIND_USER_SQL, toUser, type UserRow } from './users.js';
 
 export interface AccessTokenRow {
@@ -126,30 +126,39 @@ export class PreparedAccessTokenLookup {
   }
 }
 
+/** Inserts an access token; its id. Runs on knex or on a prepared SQLite transaction. */
 export async function insertAccessToken(
-  q: Knex,
+  q: Runner,
   t: { token_hash: string; user_id: string; device_id: string; refresh_token_id: number | null; expires_ts: number | null },
   now: number,
 ): Promise<number> {
   // Plain SQL: every sign-in and refresh runs it, and the query builder adds a measurable share (docs/benchmarks.md).
-  const res = await q.raw(
-    `INSERT INTO access_tokens (token_hash, user_id, device_id, refresh_token_id, expires_ts, used, created_ts)
-     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-    [t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.expires_ts, false, now],
-  );
-  return Number(rawRows<{ id: unknown }>(res)[0]!.id);
+  const rows = await runAll<{ id: unknown }>(q, INSERT_ACCESS_TOKEN_SQL, [t.token_hash, t.user_id, t.device_id, t.refresh_token_id, t.expires_ts, false, now]);
+  return Number(rows[0]!.id);
 }
 
+const INSERT_ACCESS_TOKEN_SQL = `INSERT INTO access_tokens (token_hash, user_id, device_id, refresh_token_id, expires_ts, used, created_ts)
+     VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`;
+
+/** Inserts a refresh token (next_token_id null); its id. Runs on knex or on a prepared SQLite transaction. */
 export async function insertRefreshToken(
-  q: Knex,
+  q: Runner,
   t: { token_hash: string; user_id: string; device_id: string; expires_ts: number | null; ultimate_session_expiry_ts?: number | null },
   now: number,
 ): Promise<number> {
-  const [row] = await q('refresh_tokens')
-    .insert({ ...t, ultimate_session_expiry_ts: t.ultimate_session_expiry_ts ?? null, next_token_id: null, created_ts: now })
-    .returning('id');
-  return Number(typeof row === 'object' ? row.id : row);
+  const rows = await runAll<{ id: unknown }>(q, INSERT_REFRESH_TOKEN_SQL, [
+    t.token_hash,
+    t.user_id,
+    t.device_id,
+    t.expires_ts,
+    t.ultimate_session_expiry_ts ?? null,
+    now,
+  ]);
+  return Number(rows[0]!.id);
 }
+
+const INSERT_REFRESH_TOKEN_SQL = `INSERT INTO refresh_tokens (token_hash, user_id, device_id, expires_ts, ultimate_session_expiry_ts, next_token_id, created_ts)
+     VALUES (?, ?, ?, ?, ?, NULL, ?) RETURNING id`;
 
 /**
  * Inside a transaction on PostgreSQL the row stays locked until commit, so
@@ -204,6 +213,15 @@ export async function deleteTokensForDevices(q: Knex, userId: string, deviceIds:
     if (keepDevice !== null) query = query.whereNot({ device_id: keepDevice });
     await query.delete();
   }
+}
+
+/**
+ * `deleteTokensForDevices` for one device (a sign-in on an existing device ID
+ * ends its earlier tokens). Runs on knex or on a prepared SQLite transaction.
+ */
+export async function deleteTokensForDevice(q: Runner, userId: string, deviceId: string): Promise<void> {
+  await runAll(q, 'DELETE FROM access_tokens WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
+  await runAll(q, 'DELETE FROM refresh_tokens WHERE user_id = ? AND device_id = ?', [userId, deviceId]);
 }
 
 /** Deletes refresh tokens that expired before `before`, with the access tokens issued alongside them. */
