@@ -189,17 +189,10 @@ export async function createGatehouse(config: Config, opts: GatehouseOptions): P
   const loginTokens = new LoginTokenHandler(db, config, uia, limiters.loginTokenRequest);
   // SQLite: the usual password sign-in's transaction on statements prepared once on the writer connection.
   const signInWriter = dialectOf(db) === 'sqlite' ? new SqliteWriter(db) : null;
-  const login = new LoginHandler(
-    db,
-    config,
-    sessions,
-    hasher,
-    limiters,
-    loginTokens,
-    undefined,
-    preparedLookup ? (id) => preparedLookup.findUser(id) : undefined,
+  const login = new LoginHandler(db, config, sessions, hasher, limiters, loginTokens, {
+    findUser: preparedLookup ? (id) => preparedLookup.findUser(id) : undefined,
     signInWriter,
-  );
+  });
   const account = new AccountHandler(db, config, uia, hasher, sessions);
   const threepids = new ThreepidHandler(db, config, uia, threepidValidation);
   const devices = new DeviceHandler(db, config, uia, sessions);

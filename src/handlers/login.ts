@@ -49,7 +49,21 @@ export interface LoginFlow {
 
 const invalidCredentials = () => forbidden('Invalid username or password');
 
+/** What app.ts may choose for a LoginHandler; each has a default. */
+export interface LoginHandlerOptions {
+  /** ms since the epoch (default Date.now). */
+  clock?: () => number;
+  /** Reads the user before the password check; app.ts picks the fastest read the database allows (default: through knex). */
+  findUser?: (userId: string) => Promise<Users.UserRow | null>;
+  /** SQLite: the usual sign-in's statements, prepared once on the writer connection (default null: through knex). */
+  signInWriter?: SqliteWriter | null;
+}
+
 export class LoginHandler {
+  private readonly clock: () => number;
+  private readonly findUser: (userId: string) => Promise<Users.UserRow | null>;
+  private readonly writer: SqliteWriter | null;
+
   constructor(
     private readonly db: Knex,
     private readonly config: Config,
@@ -57,12 +71,12 @@ export class LoginHandler {
     private readonly hasher: PasswordHasher,
     private readonly limiters: LoginLimiters,
     private readonly loginTokens: LoginTokenHandler,
-    private readonly clock: () => number = Date.now,
-    /** Reads the user before the password check; app.ts picks the fastest read the database allows. */
-    private readonly findUser: (userId: string) => Promise<Users.UserRow | null> = (id) => Users.findUser(db, id),
-    /** SQLite: the usual sign-in's statements, prepared once on the writer connection (null: through knex). */
-    private readonly writer: SqliteWriter | null = null,
-  ) {}
+    options: LoginHandlerOptions = {},
+  ) {
+    this.clock = options.clock ?? Date.now;
+    this.findUser = options.findUser ?? ((id) => Users.findUser(db, id));
+    this.writer = options.signInWriter ?? null;
+  }
 
   flows(): { flows: LoginFlow[] } {
     const flows: LoginFlow[] = [];
