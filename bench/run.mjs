@@ -2,7 +2,8 @@
 // limits of this machine, measured in the same run. Every result is a ratio
 // to its limit; no number is compared to one taken elsewhere.
 //
-//   1. GET /account/whoami req/s       vs a bare node:http server (same body, same headers); and koa + @koa/router alone (bench/koa-floor-server.mjs), the stack's floor
+//   1. GET /account/whoami req/s       vs a bare node:http server (same body, same headers); and koa + @koa/router alone (bench/koa-floor-server.mjs), the stack's floor;
+//                                      and, for the design question, a prototype of whoami's work answered before koa (bench/prekoa-whoami-server.mjs)
 //   2. POST /login (password) logins/s vs raw argon2 verify/s (same package, params, pool size, concurrency)
 //   3. POST /register (dummy) regs/s   vs raw argon2 hash/s   (same)
 //   4. whoami p99 at a fixed rate while logins run flat out
@@ -359,9 +360,28 @@ async function main() {
       floor.child.pid,
     );
     await stopChild(floor.child);
+    // A prototype, not Gatehouse's path: Gatehouse's work on a cached whoami done by node:http before koa (the design question).
+    const prekoa = await startChild('prekoa-whoami-server.mjs', {
+      body: whoamiBody,
+      headers: mirrored,
+      path: whoamiReq.path,
+      token: me.access_token,
+      logFile: LOG_MODE === 'file' ? join(gh.dir, 'prekoa.log') : '/dev/null',
+    });
+    const prekoaUrl = `http://127.0.0.1:${prekoa.info.port}`;
+    await runChild('load.mjs', { url: prekoaUrl, ...whoamiReq, connections: CONNECTIONS, duration: WARMUP });
+    const p = await phase(
+      `whoami path answered before koa (prototype): ${CONNECTIONS} connections, ${DURATION} s`,
+      () => [...live(), prekoa.child.pid],
+      () => runChild('load.mjs', { url: prekoaUrl, ...whoamiReq, connections: CONNECTIONS, duration: DURATION }),
+      prekoa.child.pid,
+    );
+    await stopChild(prekoa.child);
+    if (p.result.non2xx > 0) throw new Error(`prekoa-whoami-server answered ${p.result.non2xx} requests with an error`);
     whoamiRate = g.result.perSecond;
     rows.push(throughputRow('whoami throughput (req/s)', g, b, 0.5));
     rows.push(throughputRow('koa + @koa/router alone, same bytes (req/s)', k, b, null));
+    rows.push(throughputRow("whoami's work before koa (prototype; req/s)", p, b, null));
     // CPU per request does not depend on how much CPU other processes left us, so it is the steadier comparison.
     const gUs = (g.cpuMs * 1000) / g.result.ok;
     const bUs = (b.cpuMs * 1000) / b.result.ok;
@@ -373,6 +393,11 @@ async function main() {
     notes.push(
       `koa + @koa/router alone (the chosen stack's floor, no auth, no log line): ${fmt(kUs, 0)} µs per request = ${fmt(bUs / kUs, 2)} of bare's efficiency; ` +
         `Gatehouse's own work (auth, CORS, checks, log line, handler) ${fmt(gUs - kUs, 0)} µs on top`,
+    );
+    const pUs = (p.cpuMs * 1000) / p.result.ok;
+    notes.push(
+      `prototype (bench/prekoa-whoami-server.mjs): Gatehouse's work on a cached whoami (token hash, cache, checks, JSON, CORS, log line) on node:http before koa: ` +
+        `${fmt(pUs, 0)} µs per request = ${fmt(bUs / pUs, 2)} of bare's efficiency`,
     );
     const perReq = (ms) => fmt((ms * 1000) / g.result.ok, 0);
     notes.push(
