@@ -202,12 +202,28 @@ export async function runAll<T = Record<string, unknown>>(q: Runner, sql: string
 }
 
 /** The part of a node-sqlite3 connection and statement used here. */
-interface SqliteStatement {
+export interface SqliteStatement {
   all(params: unknown[], cb: (err: Error | null, rows: Record<string, unknown>[]) => void): void;
   finalize(cb: () => void): void;
 }
-interface SqliteConnection {
+export interface SqliteConnection {
   prepare(sql: string, cb: (err: Error | null) => void): SqliteStatement;
+}
+
+/** Prepares `sql` on a node-sqlite3 connection; rejects with SQLite's error. */
+export function prepareStatement<S extends SqliteStatement>(conn: { prepare(sql: string, cb: (err: Error | null) => void): S }, sql: string): Promise<S> {
+  return new Promise((resolve, reject) => {
+    const stmt = conn.prepare(sql, (err) => (err ? reject(err) : resolve(stmt)));
+  });
+}
+
+/**
+ * The rows of a prepared statement run with `params`. `all`, not `get`: stepping
+ * to the end finishes (resets) the statement, so no read transaction stays open
+ * between calls (it would hold back WAL checkpoints).
+ */
+export function statementRows(stmt: SqliteStatement, params: unknown[]): Promise<Record<string, unknown>[]> {
+  return new Promise((resolve, reject) => stmt.all(params, (err, rows) => (err ? reject(err) : resolve(rows))));
 }
 
 /**
@@ -263,8 +279,8 @@ export class SqliteWriter {
     let statements = this.prepared.get(conn);
     if (!statements) this.prepared.set(conn, (statements = new Map()));
     const stmt = statements.get(sql);
-    if (stmt && !(stmt instanceof Promise)) return execute(stmt, params);
-    return (stmt ?? prepare(conn, statements, sql)).then((s) => execute(s, params));
+    if (stmt && !(stmt instanceof Promise)) return statementRows(stmt, params);
+    return (stmt ?? prepareKept(conn, statements, sql)).then((s) => statementRows(s, params));
   }
 
   /** Finalizes the prepared statements (before knex closes the connection: SQLite refuses to close with live ones). */
@@ -281,23 +297,17 @@ export class SqliteWriter {
 }
 
 /** Prepares `sql` on `conn` and keeps it in `statements` once ready (a failed one is not kept, and rejects). */
-function prepare(conn: SqliteConnection, statements: Map<string, SqliteStatement | Promise<SqliteStatement>>, sql: string): Promise<SqliteStatement> {
-  const ready = new Promise<SqliteStatement>((resolve, reject) => {
-    const stmt = conn.prepare(sql, (err) => {
-      if (err) {
-        statements.delete(sql);
-        reject(err);
-      } else {
-        statements.set(sql, stmt);
-        resolve(stmt);
-      }
-    });
-  });
+function prepareKept(conn: SqliteConnection, statements: Map<string, SqliteStatement | Promise<SqliteStatement>>, sql: string): Promise<SqliteStatement> {
+  const ready = prepareStatement(conn, sql).then(
+    (stmt) => {
+      statements.set(sql, stmt);
+      return stmt;
+    },
+    (err: unknown) => {
+      statements.delete(sql);
+      throw err;
+    },
+  );
   statements.set(sql, ready);
   return ready;
-}
-
-function execute(stmt: SqliteStatement, params: unknown[]): Promise<Record<string, unknown>[]> {
-  // `all` steps to the end, which finishes (resets) the statement.
-  return new Promise((resolve, reject) => stmt.all(params, (err, rows) => (err ? reject(err) : resolve(rows))));
 }

@@ -2,7 +2,7 @@
 
 import type { Knex } from 'knex';
 import sqlite3 from 'sqlite3';
-import { rawRows, type Runner, runAll } from '../db/database.js';
+import { prepareStatement, rawRows, type Runner, runAll, statementRows } from '../db/database.js';
 import { FIND_USER_SQL, toUser, type UserRow } from './users.js';
 
 export interface AccessTokenRow {
@@ -88,15 +88,11 @@ export class PreparedAccessTokenLookup {
   ) {}
 
   static open(file: string): Promise<PreparedAccessTokenLookup> {
-    const prepare = (conn: sqlite3.Database, sql: string) =>
-      new Promise<sqlite3.Statement>((resolve, reject) => {
-        const stmt = conn.prepare(sql, (e) => (e ? reject(e) : resolve(stmt)));
-      });
     return new Promise((resolve, reject) => {
       const conn = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (err) => {
         if (err) return reject(err);
         conn.configure('busyTimeout', 5000);
-        Promise.all([prepare(conn, ACCESS_TOKEN_WITH_USER_SQL), prepare(conn, FIND_USER_SQL)]).then(
+        Promise.all([prepareStatement(conn, ACCESS_TOKEN_WITH_USER_SQL), prepareStatement(conn, FIND_USER_SQL)]).then(
           ([stmt, userStmt]) => resolve(new PreparedAccessTokenLookup(conn, stmt, userStmt)),
           reject,
         );
@@ -105,20 +101,12 @@ export class PreparedAccessTokenLookup {
   }
 
   find(tokenHash: string): Promise<AccessTokenWithUser | null> {
-    return this.all(this.stmt, tokenHash).then((rows) => toAccessTokenWithUser(rows[0]));
+    return statementRows(this.stmt, [tokenHash]).then((rows) => toAccessTokenWithUser(rows[0]));
   }
 
   /** `Users.findUser`, on this connection. */
   findUser(userId: string): Promise<UserRow | null> {
-    return this.all(this.userStmt, userId).then((rows) => toUser(rows[0]));
-  }
-
-  private all(stmt: sqlite3.Statement, param: string): Promise<Record<string, unknown>[]> {
-    return new Promise((resolve, reject) => {
-      // `all`, not `get`: stepping to the end finishes the statement, so no read
-      // transaction stays open between requests (it would hold back WAL checkpoints).
-      stmt.all([param], (err: Error | null, rows: Record<string, unknown>[]) => (err ? reject(err) : resolve(rows)));
-    });
+    return statementRows(this.userStmt, [userId]).then((rows) => toUser(rows[0]));
   }
 
   close(): Promise<void> {
