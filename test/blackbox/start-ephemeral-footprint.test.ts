@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runNode } from '../support/cli.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -35,23 +36,13 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** Runs `script` (ESM) in a fresh Node process with the hooks; resolves to its last stdout line, parsed. */
-function run(script: string): Promise<{ packages: string[]; files: string[] } & Record<string, unknown>> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', pathToFileURL(join(dir, 'hooks.mjs')).href, '--input-type=module', '-e', script], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      if (code !== 0) return reject(new Error(`exit ${code}: ${err}`));
-      resolve(JSON.parse(out.trim().split('\n').pop()!));
-    });
+async function run(script: string): Promise<{ packages: string[]; files: string[] } & Record<string, unknown>> {
+  const { code, stdout, stderr } = await runNode(['--import', pathToFileURL(join(dir, 'hooks.mjs')).href, '--input-type=module', '-e', script], {
+    cwd: ROOT,
+    timeoutMs: 30_000,
   });
+  if (code !== 0) throw new Error(`exit ${code}: ${stderr}`);
+  return JSON.parse(stdout.trim().split('\n').pop()!);
 }
 
 const REPORT = `

@@ -2,7 +2,6 @@
 // authors: imported by the package's own name (as a user's test would), run
 // inside this process, spoken to over HTTP only.
 
-import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Writable } from 'node:stream';
@@ -10,6 +9,7 @@ import { ConfigError, type EphemeralServer, startEphemeral } from 'gatehouse';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { backends, createPgDatabase, type PgDatabase } from '../support/backends.js';
+import { runGatehouse, runNode } from '../support/cli.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const PASSWORD = 'correct horse battery staple';
@@ -215,15 +215,7 @@ describe('startEphemeral options', () => {
   });
 
   it('start --ephemeral with a bad --server-name exits 1 with the reason, not a stack trace', async () => {
-    const child = spawn(process.execPath, [`${ROOT}dist/src/main.js`, 'start', '--ephemeral', '--port', '0', '--server-name', 'not a name'], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { code, stdout: out, stderr: err } = await runGatehouse(['start', '--ephemeral', '--port', '0', '--server-name', 'not a name'], { cwd: ROOT });
     expect(code).toBe(1);
     expect(err).toMatch(/^gatehouse: --server-name: invalid configuration:/);
     expect(err).toContain('server_name');
@@ -263,22 +255,8 @@ describe('startEphemeral options', () => {
       const r = await fetch(hs.baseUrl + '/_matrix/client/v3/account/whoami', { headers: { authorization: 'Bearer ' + hs.adminToken } });
       console.log(JSON.stringify({ status: r.status, body: await r.json(), admin: hs.adminUserId }));
       await hs.close();`;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (err += c.toString()));
-    // Exiting on its own (not killed) within the time-out is the "no open handles" check.
-    const code = await new Promise<number | null | 'hung'>((resolve) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        resolve('hung');
-      }, 20_000);
-      child.once('exit', (c) => {
-        clearTimeout(timer);
-        resolve(c);
-      });
-    });
+    // Exiting on its own (not killed) within the time-out is the "no open handles" check: runNode rejects otherwise.
+    const { code, stdout: out, stderr: err } = await runNode(['--input-type=module', '-e', script], { cwd: ROOT, timeoutMs: 20_000 });
     expect(code, err).toBe(0);
     const result = JSON.parse(out.trim());
     expect(result.status).toBe(200);

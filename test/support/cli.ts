@@ -1,5 +1,6 @@
 // Runs the compiled `gatehouse` command (dist/src/main.js) as an admin would,
-// with $GATEHOUSE_CONFIG cleared so that only the arguments name a config.
+// with $GATEHOUSE_CONFIG cleared so that only the arguments name a config;
+// and any other short-lived Node process a test needs (`runNode`).
 
 import { spawn } from 'node:child_process';
 
@@ -22,11 +23,18 @@ export interface CliOptions {
 }
 
 export function runGatehouse(args: string[], opts: CliOptions = {}): Promise<CliRun> {
+  return runNode([MAIN, ...args], { ...opts, env: { GATEHOUSE_CONFIG: undefined, ...opts.env } });
+}
+
+/**
+ * Runs `node <nodeArgs>` (the test's own Node) until it exits: its exit code
+ * and output. Rejects, killing it, when it has not exited within `timeoutMs`.
+ */
+export function runNode(nodeArgs: string[], opts: CliOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
+    // An undefined value leaves the variable out (spawn skips it).
     const env: Record<string, string | undefined> = { ...process.env, ...opts.env };
-    delete env.GATEHOUSE_CONFIG;
-    if (opts.env?.GATEHOUSE_CONFIG !== undefined) env.GATEHOUSE_CONFIG = opts.env.GATEHOUSE_CONFIG;
-    const child = spawn(process.execPath, [MAIN, ...args], { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, nodeArgs, { env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -34,7 +42,7 @@ export function runGatehouse(args: string[], opts: CliOptions = {}): Promise<Cli
     child.stdin.end(opts.stdin ?? '');
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`gatehouse ${args.join(' ')} did not exit:\n${stdout}\n${stderr}`));
+      reject(new Error(`node ${nodeArgs.join(' ')} did not exit:\n${stdout}\n${stderr}`));
     }, opts.timeoutMs ?? 15_000);
     child.once('exit', (code) => {
       clearTimeout(timer);
