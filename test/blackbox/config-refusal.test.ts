@@ -2,12 +2,11 @@
 // cannot honour (here a CAPTCHA) instead of starting more open than
 // the config says; a value that restricts nothing starts with a warning.
 
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
-
+import { runGatehouse, writeStartConfig } from '../support/cli.js';
 
 const run = (args: string[], cwd: string) => runGatehouse(args, { cwd });
 
@@ -18,20 +17,7 @@ beforeAll(() => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 /** A config that would start (open registration on a free port), plus `extra`; returns its path. */
-function writeConfig(name: string, extra: Record<string, unknown>): string {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    stringify({
-      server_name: 'example.org',
-      listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http' }],
-      database: { name: 'sqlite3', args: { database: `./${name}-data/homeserver.db` } },
-      enable_registration: true,
-      ...extra,
-    }),
-  );
-  return file;
-}
+const writeConfig = (name: string, extra: Record<string, unknown>) => writeStartConfig(dir, name, { enable_registration: true, ...extra }).file;
 
 describe('restrictive keys at start', () => {
   it('start exits 1 naming enable_registration_captcha as not supported, before creating anything', async () => {
@@ -55,4 +41,3 @@ describe('restrictive keys at start', () => {
     expect(existsSync(join(dir, 'no-token-data/homeserver.db'))).toBe(true);
   });
 });
-import { runGatehouse } from '../support/cli.js';

@@ -7,9 +7,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { stringify } from 'yaml';
 import { backends } from '../support/backends.js';
-import { runGatehouse } from '../support/cli.js';
+import { runGatehouse, writeStartConfig } from '../support/cli.js';
 import { startServer, type TestServer } from '../support/server.js';
 
 let dir: string;
@@ -26,21 +25,8 @@ function folder(name: string, files: Record<string, string>): string {
   return path;
 }
 
-/** A config that would start, plus `extra`; returns its path and where its database would be. */
-function writeConfig(name: string, extra: Record<string, unknown>): { file: string; data: string } {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    stringify({
-      server_name: 'example.org',
-      listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http' }],
-      database: { name: 'sqlite3', args: { database: `./${name}-data/homeserver.db` } },
-      signing_key_path: `./${name}-data/signing.key`,
-      ...extra,
-    }),
-  );
-  return { file, data: join(dir, `${name}-data`) };
-}
+/** A config that would start (its signing key beside its database), plus `extra`; returns its path and where its database would be. */
+const writeConfig = (name: string, extra: Record<string, unknown>) => writeStartConfig(dir, name, { signing_key_path: `./${name}-data/signing.key`, ...extra });
 
 // The SMTP server is never contacted at start: nothing listens on it.
 const EMAIL = { smtp_host: '127.0.0.1', smtp_port: 9, enable_tls: false, notif_from: 'Gatehouse <noreply@example.org>' };

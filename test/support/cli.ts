@@ -3,6 +3,9 @@
 // and any other short-lived Node process a test needs (`runNode`).
 
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
 
 export const MAIN = new URL('../../dist/src/main.js', import.meta.url).pathname;
 
@@ -50,4 +53,24 @@ export function runNode(nodeArgs: string[], opts: CliOptions = {}): Promise<CliR
       setImmediate(() => resolve({ code, stdout, stderr }));
     });
   });
+}
+
+/**
+ * Writes `<dir>/<name>.yaml`: a config that would start (server_name
+ * example.org, an HTTP listener on a free port, SQLite at
+ * `./<name>-data/homeserver.db`, relative to `dir` as the working directory),
+ * plus `extra`. Returns the file and that data folder.
+ */
+export function writeStartConfig(dir: string, name: string, extra: Record<string, unknown>): { file: string; data: string } {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    stringify({
+      server_name: 'example.org',
+      listeners: [{ port: 0, bind_addresses: ['127.0.0.1'], type: 'http' }],
+      database: { name: 'sqlite3', args: { database: `./${name}-data/homeserver.db` } },
+      ...extra,
+    }),
+  );
+  return { file, data: join(dir, `${name}-data`) };
 }
