@@ -42,7 +42,6 @@ export function unknownPlaceholders(template: string, known: readonly string[]):
 
 export class MailTemplates {
   private readonly dirs: string[];
-  private readonly hasCustomDirs: boolean;
   private envs: { html: Environment; text: Environment } | null = null;
 
   /**
@@ -52,7 +51,6 @@ export class MailTemplates {
    */
   constructor(customDirs: readonly string[]) {
     this.dirs = [...customDirs, builtinTemplateDir()];
-    this.hasCustomDirs = customDirs.length > 0;
   }
 
   /**
@@ -83,7 +81,8 @@ export class MailTemplates {
    * templates alone compile on first render (the tests check them).
    */
   verifyCustom(): void {
-    if (this.hasCustomDirs) this.verify();
+    // More than the built-in folder: the admin configured one.
+    if (this.dirs.length > 1) this.verify();
   }
 
   /** The text and HTML bodies of a `kind` mail. Throws (naming the template) when one cannot be rendered. */
