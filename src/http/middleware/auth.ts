@@ -74,17 +74,20 @@ function declared<T extends object>(middleware: T, declaration: AuthDeclaration)
 /** Requires a valid access token and puts the requester in ctx.state.requester. */
 export function requireAuth(sessions: SessionHandler, logger: Logger, opts: AuthOptions = {}) {
   const policy = { signOut: opts.signOut ?? false, forbidWhenSuspended: opts.forbidWhenSuspended ?? false };
+  const admit = (ctx: Context, next: Next, requester: Requester) => {
+    if (requester.isGuest && !opts.allowGuests)
+      throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
+    ctx.state.requester = requester;
+    return next();
+  };
   return declared(
-    async (ctx: Context, next: Next) => {
+    // Not an async function: a cached token is answered without a promise, and the route's
+    // own answer passes through as it is (see composeRoute). Errors are thrown to the caller.
+    (ctx: Context, next: Next) => {
       const token = accessTokenOf(ctx, logger);
       if (!token) throw missingToken();
       const found = sessions.authenticate(token, ctx.ip, ctx.get('user-agent') || null, policy);
-      // A cached token is answered without a promise: no await on the common path.
-      const requester = found instanceof Promise ? await found : found;
-      if (requester.isGuest && !opts.allowGuests)
-        throw new MatrixError(403, 'M_GUEST_ACCESS_FORBIDDEN', 'Guest access is not allowed here');
-      ctx.state.requester = requester;
-      await next();
+      return found instanceof Promise ? found.then((requester) => admit(ctx, next, requester)) : admit(ctx, next, found);
     },
     { admin: false, ...opts },
   );
