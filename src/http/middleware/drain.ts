@@ -28,6 +28,10 @@ export const DEFAULT_DRAIN_BOUNDS: DrainBounds = { maxBytes: 8 * 1024 * 1024, ma
 export function drainUnreadBody(ctx: Context, bounds: DrainBounds = DEFAULT_DRAIN_BOUNDS): Promise<void> | undefined {
   const req = ctx.req;
   if (req.complete || req.readableEnded || req.destroyed) return undefined;
+  // Neither Content-Length nor Transfer-Encoding: the request has no body (RFC 9112 §6.3). A route that
+  // answers at once does so before node's parser has marked such a request complete.
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] === undefined && (length === undefined || length === '0')) return undefined;
   // Whatever is left unread makes the connection unusable for another request: close it.
   return discardRest(req, bounds).then((whole) => {
     if (!whole) ctx.set('Connection', 'close');
