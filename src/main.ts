@@ -8,11 +8,14 @@
 // The cache must be on before the modules are loaded, hence this file loads
 // the commands (src/cli/gatehouse.ts) itself, after it. Other commands, and
 // a production `start`, leave the cache to NODE_COMPILE_CACHE as Node does.
+// For the same reason `start --ephemeral` starts with V8's optimizing
+// compilers paused (src/cli/start-flags.ts), also before the modules load.
 
 import { lstatSync, mkdirSync } from 'node:fs';
 import { enableCompileCache } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { pauseForStart } from './cli/start-flags.js';
 
 function privateCompileCache(): void {
   try {
@@ -29,5 +32,8 @@ function privateCompileCache(): void {
   }
 }
 
-if (process.argv[2] === 'start' && process.argv.includes('--ephemeral')) privateCompileCache();
+if (process.argv[2] === 'start' && process.argv.includes('--ephemeral')) {
+  pauseForStart();
+  privateCompileCache();
+}
 await import('./cli/gatehouse.js');

@@ -12,6 +12,7 @@ import { migrateToLatest, openDatabase } from '../db/database.js';
 import { launchEphemeral } from '../ephemeral.js';
 import { createLogger } from '../logger.js';
 import { createPrivateFile, openToOthers } from '../private-files.js';
+import { resumeAfterStart } from './start-flags.js';
 
 const USAGE = `Usage: gatehouse <command> [options]
 
@@ -85,9 +86,12 @@ async function startEphemeralCommand(serverName: string, port: number) {
     // Logs on stdout, as the configured server's.
     hs = await launchEphemeral({ serverName, port }, 1);
   } catch (e) {
+    resumeAfterStart();
     if (e instanceof ConfigError) return fail(`--server-name: ${e.message}`);
     throw e;
   }
+  // It serves: V8 optimizes again what gets hot under load (main.ts paused it for the start).
+  resumeAfterStart();
   out(
     `Gatehouse (ephemeral) serving ${hs.serverName} at ${hs.baseUrl}/\n` +
       `admin user: ${hs.adminUserId}\nadmin password: ${hs.adminPassword}\nadmin access token: ${hs.adminToken}\n` +
