@@ -42,20 +42,26 @@ export class MemoryBucketStore implements BucketStore {
   private lastSweep = 0;
 
   async take(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
+    return this.takeNow(key, cost, limit, now);
+  }
+
+  async takeInOrder(steps: BucketStep[], now: number): Promise<{ refused: number; wait: number }> {
+    // Synchronous inside: no promise per bucket, and no other request can take between the steps.
+    for (let i = 0; i < steps.length; i++) {
+      const s = steps[i]!;
+      const wait = this.takeNow(s.key, s.cost, s.limit, now);
+      if (wait > 0) return { refused: i, wait };
+    }
+    return { refused: -1, wait: 0 };
+  }
+
+  private takeNow(key: string, cost: number, limit: RateLimit, now: number): number {
     this.sweep(now);
     const b = this.buckets.get(key);
     const level = b ? drained(b.level, b.ts, now, limit.per_second) : 0;
     const wait = waitMs(level, cost, limit);
     if (wait === 0) this.buckets.set(key, { level: level + cost, ts: now, rate: limit.per_second });
     return wait;
-  }
-
-  async takeInOrder(steps: BucketStep[], now: number): Promise<{ refused: number; wait: number }> {
-    for (const [i, s] of steps.entries()) {
-      const wait = await this.take(s.key, s.cost, s.limit, now);
-      if (wait > 0) return { refused: i, wait };
-    }
-    return { refused: -1, wait: 0 };
   }
 
   async peek(key: string, cost: number, limit: RateLimit, now: number): Promise<number> {
