@@ -11,7 +11,6 @@
 // 0.80-0.84 of raw argon2 verify; with one more, 0.87-0.92, and whoami's p99
 // during logins 9 -> 12 ms, within issue 15's 25 ms: docs/benchmarks.md).
 
-import { timingSafeEqual } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import argon2 from 'argon2';
 
@@ -70,44 +69,6 @@ class Gate {
   }
 }
 
-/**
- * The argon2 PHC strings Gatehouse writes (and the argon2 package writes by
- * default): `$argon2id$v=19$m=…,p=…,t=…$<salt>$<hash>` (m, t and p in any
- * order), unpadded base64. Anything else (other parameters such as `data`, no
- * version) is left to argon2.verify.
- */
-const ARGON2_PHC = /^\$(argon2id|argon2i|argon2d)\$v=(\d{1,10})\$([mtp])=(\d{1,10}),([mtp])=(\d{1,10}),([mtp])=(\d{1,10})\$([A-Za-z0-9+/]{11,})\$([A-Za-z0-9+/]{6,})$/;
-const TYPES = { argon2d: argon2.argon2d, argon2i: argon2.argon2i, argon2id: argon2.argon2id } as const;
-
-/**
- * argon2.verify(digest, password), without the general PHC parser
- * (@phc/format): the stored string is split by one regexp, and the hash is
- * recomputed with argon2's own `hash` (raw, with the stored salt and
- * parameters) and compared in constant time, as argon2.verify does. The
- * general parser (several regexps and objects per call) cost more main-thread
- * time per login than this (docs/benchmarks.md, issue 15's login path, fourth
- * round). Nothing parsed outlives the call.
- */
-function verifyPhc(digest: string, password: string): Promise<boolean> {
-  const m = ARGON2_PHC.exec(digest);
-  if (!m) return argon2.verify(digest, password);
-  const params: Partial<Record<string, number>> = { [m[3]!]: Number(m[4]), [m[5]!]: Number(m[6]), [m[7]!]: Number(m[8]) };
-  if (params.m === undefined || params.t === undefined || params.p === undefined) return argon2.verify(digest, password);
-  const expected = Buffer.from(m[10]!, 'base64');
-  return argon2
-    .hash(password, {
-      raw: true,
-      type: TYPES[m[1] as keyof typeof TYPES],
-      version: Number(m[2]),
-      memoryCost: params.m,
-      timeCost: params.t,
-      parallelism: params.p,
-      salt: Buffer.from(m[9]!, 'base64'),
-      hashLength: expected.length,
-    })
-    .then((actual) => actual.length === expected.length && timingSafeEqual(actual, expected));
-}
-
 export class PasswordHasher {
   private readonly gate: Gate;
 
@@ -138,13 +99,13 @@ export class PasswordHasher {
       // Spend the same time as a real check so that "no such user" and
       // "wrong password" cannot be told apart by timing.
       return this.dummyHash().then((dummy) =>
-        this.gate.run(() => verifyPhc(dummy, password)).then(
+        this.gate.run(() => argon2.verify(dummy, password)).then(
           () => false,
           () => false,
         ),
       );
     }
-    return this.gate.run(() => verifyPhc(hash, password)).catch(() => false);
+    return this.gate.run(() => argon2.verify(hash, password)).catch(() => false);
   }
 
   private dummy: Promise<string> | null = null;

@@ -100,7 +100,7 @@ interface Answer {
   body: string;
 }
 
-async function listen(app: Koa): Promise<Server> {
+async function listen<S, C>(app: Koa<S, C>): Promise<Server> {
   app.silent = true;
   const server = app.listen(0, '127.0.0.1');
   await new Promise((resolve) => server.once('listening', resolve));

@@ -1,7 +1,6 @@
-// PasswordHasher.verify splits the stored PHC string itself (not through
-// @phc/format) and recomputes the hash with argon2's own `hash`: it must give
-// argon2.verify's answer for every stored string, including the ones it leaves
-// to argon2.verify, and its gate must still cap the hashes in flight.
+// PasswordHasher.verify gives argon2.verify's answer for every stored string
+// (false where argon2.verify throws: a damaged or foreign string), and its
+// gate caps the hashes in flight, in order, freeing a slot after a failure.
 
 import argon2 from 'argon2';
 import { describe, expect, it } from 'vitest';
