@@ -20,6 +20,9 @@
 //
 // Environment (all optional):
 //   BENCH_DURATION=8          seconds per measured phase
+//   BENCH_SLICES=4            a throughput goal's two sides (Gatehouse, its limit) run in this many alternating
+//                             slices of BENCH_DURATION / BENCH_SLICES seconds each, so that the machine's drift
+//                             (a VM's speed moves by 10-30% within minutes) falls on both alike; 1 = one phase each
 //   BENCH_CONNECTIONS=50      connections for the whoami throughput phase
 //   BENCH_HASH_CONCURRENCY    requests (and raw argon2 operations) in flight for login/register; default 2 × pool size
 //   BENCH_LOG=file|devnull    where the server's stdout (pino, level info) goes; default file
@@ -61,6 +64,7 @@ const HERE = fileURLToPath(new URL('.', import.meta.url));
 
 const env = process.env;
 const DURATION = Number(env.BENCH_DURATION ?? 8);
+const SLICES = Math.max(1, Math.floor(Number(env.BENCH_SLICES ?? 4)));
 const CONNECTIONS = Number(env.BENCH_CONNECTIONS ?? 50);
 const POOL = env.UV_THREADPOOL_SIZE ? Number(env.UV_THREADPOOL_SIZE) : 4;
 const HASH_CONCURRENCY = Number(env.BENCH_HASH_CONCURRENCY ?? 2 * POOL);
@@ -259,6 +263,48 @@ async function phase(name, livePids, fn, serverPid = null) {
   return { result, foreign, cpuMs, threads };
 }
 
+/**
+ * Gatehouse's side and its limit's side of a throughput goal, in `SLICES` alternating slices of
+ * `DURATION / SLICES` seconds each (`runA(seconds)`, `runB(seconds)` run one load), summed into one
+ * phase result per side: requests and CPU added up, rates over the whole time, other load averaged,
+ * latency as the median of the slices' p50 and the highest of their p99.
+ */
+async function interleaved(nameA, nameB, livePids, runA, runB, pidA = null, pidB = null) {
+  const seconds = DURATION / SLICES;
+  const a = [];
+  const b = [];
+  for (let i = 0; i < SLICES; i++) {
+    const slice = SLICES > 1 ? ` (slice ${i + 1}/${SLICES})` : '';
+    a.push(await phase(`${nameA}${slice}`, livePids, () => runA(seconds), pidA));
+    b.push(await phase(`${nameB}${slice}`, livePids, () => runB(seconds), pidB));
+  }
+  return [mergeSlices(a, seconds), mergeSlices(b, seconds)];
+}
+
+/** One phase result from the slices of one side (see `interleaved`). */
+function mergeSlices(slices, seconds) {
+  const sum = (f) => slices.reduce((t, s) => t + (f(s) ?? 0), 0);
+  const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+  const r0 = slices[0].result;
+  const result = { ...r0, perSecond: sum((s) => s.result.perSecond * seconds) / (seconds * slices.length) };
+  for (const key of ['ok', 'ops', 'non2xx', 'errors', 'cpuMs']) if (typeof r0[key] === 'number') result[key] = sum((s) => s.result[key]);
+  if (r0.latency) result.latency = { ...r0.latency, p50: median(slices.map((s) => s.result.latency.p50)), p99: Math.max(...slices.map((s) => s.result.latency.p99)) };
+  const threads = slices[0].threads ? Object.fromEntries(Object.keys(slices[0].threads).map((k) => [k, sum((s) => s.threads[k])])) : null;
+  return {
+    result,
+    foreign: sum((s) => s.foreign) / slices.length,
+    cpuMs: slices[0].cpuMs === null ? null : sum((s) => s.cpuMs),
+    threads,
+    slices: slices.map((s) => s.result.perSecond),
+  };
+}
+
+/** The ratio of each pair of slices (see `interleaved`): how much the goal's ratio moved within the run. */
+function sliceRatios(what, g, limit) {
+  const ratios = g.slices.map((x, i) => fmt(x / limit.slices[i], 2));
+  return `${what}: ${ratios.length} alternating slices of ${fmt(DURATION / SLICES, 1)} s per side, ratio per slice pair ${ratios.join(', ')}`;
+}
+
 /** Server CPU per request against raw argon2 CPU per operation: what the rest of the request costs. */
 function cpuPerOp(what, g, op, r) {
   const per = g.cpuMs / g.result.ok;
@@ -336,17 +382,14 @@ async function main() {
   // 1. whoami throughput vs bare node:http.
   if (wants('whoami') || wants('contention')) {
     await load({ ...whoamiReq, connections: CONNECTIONS, duration: WARMUP });
-    const g = await phase(
-      `whoami, Gatehouse: ${CONNECTIONS} connections, ${DURATION} s`,
-      live,
-      () => load({ ...whoamiReq, connections: CONNECTIONS, duration: DURATION }),
-      gh.child.pid,
-    );
     await runChild('load.mjs', { url: bare.url, ...whoamiReq, connections: CONNECTIONS, duration: WARMUP });
-    const b = await phase(
-      `whoami, bare node:http: ${CONNECTIONS} connections, ${DURATION} s`,
+    const [g, b] = await interleaved(
+      `whoami, Gatehouse: ${CONNECTIONS} connections, ${DURATION / SLICES} s`,
+      `whoami, bare node:http: ${CONNECTIONS} connections, ${DURATION / SLICES} s`,
       live,
-      () => runChild('load.mjs', { url: bare.url, ...whoamiReq, connections: CONNECTIONS, duration: DURATION }),
+      (seconds) => load({ ...whoamiReq, connections: CONNECTIONS, duration: seconds }),
+      (seconds) => runChild('load.mjs', { url: bare.url, ...whoamiReq, connections: CONNECTIONS, duration: seconds }),
+      gh.child.pid,
       bare.child.pid,
     );
     // The floor of the chosen stack: koa + @koa/router answering the same bytes (no auth, no log).
@@ -380,6 +423,7 @@ async function main() {
     if (p.result.non2xx > 0) throw new Error(`prekoa-whoami-server answered ${p.result.non2xx} requests with an error`);
     whoamiRate = g.result.perSecond;
     rows.push(throughputRow('whoami throughput (req/s)', g, b, 0.5));
+    notes.push(sliceRatios('whoami', g, b));
     rows.push(throughputRow('koa + @koa/router alone, same bytes (req/s)', k, b, null));
     rows.push(throughputRow("whoami's work before koa (prototype; req/s)", p, b, null));
     // CPU per request does not depend on how much CPU other processes left us, so it is the steadier comparison.
@@ -428,17 +472,17 @@ async function main() {
   // 2. login throughput vs raw argon2 verify.
   let loginRate = null;
   if (wants('login')) {
-    const g = await phase(
-      `login, Gatehouse: ${HASH_CONCURRENCY} connections, ${DURATION} s`,
+    const [g, r] = await interleaved(
+      `login, Gatehouse: ${HASH_CONCURRENCY} connections, ${DURATION / SLICES} s`,
+      `argon2 verify, raw: ${HASH_CONCURRENCY} in flight, ${DURATION / SLICES} s`,
       live,
-      () => load({ mode: 'login', users: loginUsers, password: PASSWORD, connections: HASH_CONCURRENCY, duration: DURATION }),
+      (seconds) => load({ mode: 'login', users: loginUsers, password: PASSWORD, connections: HASH_CONCURRENCY, duration: seconds }),
+      (seconds) => runChild('argon2-raw.mjs', { op: 'verify', encoded, password: PASSWORD, concurrency: HASH_CONCURRENCY, duration: seconds }, a2env),
       gh.child.pid,
-    );
-    const r = await phase(`argon2 verify, raw: ${HASH_CONCURRENCY} in flight, ${DURATION} s`, live, () =>
-      runChild('argon2-raw.mjs', { op: 'verify', encoded, password: PASSWORD, concurrency: HASH_CONCURRENCY, duration: DURATION }, a2env),
     );
     loginRate = g.result.perSecond;
     rows.push(throughputRow('logins/s (m.login.password)', g, r, 0.9)); // issue 15's goal
+    notes.push(sliceRatios('login', g, r));
     notes.push(`login latency: p50 ${g.result.latency.p50} ms, p99 ${g.result.latency.p99} ms`);
     notes.push(cpuPerOp('login', g, 'verify', r));
   }
