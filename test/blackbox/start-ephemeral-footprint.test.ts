@@ -3,13 +3,12 @@
 // use. A regression here (a static import of one of them) costs every
 // `start --ephemeral` and every test suite that calls startEphemeral().
 
-import { spawn } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runNode } from '../support/cli.js';
+import { runNode, startEphemeralCli } from '../support/cli.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -90,19 +89,8 @@ describe('an ephemeral start loads only what it needs', () => {
 
 /** Runs `gatehouse start --ephemeral --port 0` with `env` until it has printed the admin token, then stops it. */
 async function startAndStop(env: Record<string, string | undefined>): Promise<string> {
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/main.js'), 'start', '--ephemeral', '--port', '0'], {
-    env: { ...process.env, NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise((r) => child.once('exit', r));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  while (!/admin access token: \S+\n/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
-  child.kill('SIGTERM');
-  await exited;
-  clearTimeout(timer);
+  const hs = await startEphemeralCli([], { NODE_COMPILE_CACHE: undefined, NODE_DISABLE_COMPILE_CACHE: undefined, ...env });
+  const out = await hs.stop();
   expect(out).toMatch(/admin access token: \S+\n/);
   return out;
 }

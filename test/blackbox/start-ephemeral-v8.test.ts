@@ -6,9 +6,8 @@
 // and is counted after it has exited. `startEphemeral()` runs in its caller's
 // process and must leave that process's V8 flags as they were.
 
-import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { MAIN, runNode } from '../support/cli.js';
+import { runNode, startEphemeralCli } from '../support/cli.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 
@@ -24,20 +23,13 @@ interface Compiles {
  * time), then stops it; counts the optimized compiles it reported.
  */
 async function traceStart(nodeFlags: string[], requests: number): Promise<Compiles> {
-  const child = spawn(process.execPath, [...nodeFlags, '--trace-opt', MAIN, 'start', '--ephemeral', '--port', '0'], {
-    env: { ...process.env, NODE_OPTIONS: undefined, GATEHOUSE_CONFIG: undefined },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
-  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
-  const exited = new Promise((r) => child.once('exit', r));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const hs = await startEphemeralCli([...nodeFlags, '--trace-opt'], { NODE_OPTIONS: undefined, GATEHOUSE_CONFIG: undefined });
+  let out: string;
   try {
-    while (!/admin access token: \S+\n/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
-    const base = /serving \S+ at (http:\/\/\S+?)\/?\n/.exec(out)?.[1];
-    const token = /admin access token: (\S+)\n/.exec(out)?.[1];
-    expect(base && token, out).toBeTruthy();
+    const started = hs.output();
+    const base = /serving \S+ at (http:\/\/\S+?)\/?\n/.exec(started)?.[1];
+    const token = /admin access token: (\S+)\n/.exec(started)?.[1];
+    expect(base && token, started).toBeTruthy();
     let ok = 0;
     for (let i = 0; i < requests; i++) {
       const r = await fetch(`${base}/_matrix/client/v3/account/whoami`, { headers: { authorization: `Bearer ${token}` } });
@@ -46,9 +38,7 @@ async function traceStart(nodeFlags: string[], requests: number): Promise<Compil
     expect(ok).toBe(requests);
   } finally {
     // SIGTERM: the server closes and exits, which flushes the trace lines.
-    child.kill('SIGTERM');
-    await exited;
-    clearTimeout(timer);
+    out = await hs.stop();
   }
   const count = (re: RegExp) => out.split('\n').filter((l) => l.startsWith('[completed compiling') && re.test(l)).length;
   return { maglev: count(/target MAGLEV/), turbofan: count(/target TURBOFAN/), whoami: requests };

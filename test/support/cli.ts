@@ -25,6 +25,39 @@ export interface CliOptions {
   timeoutMs?: number;
 }
 
+/** A `gatehouse start --ephemeral` process that has printed its admin token (see `startEphemeralCli`). */
+export interface EphemeralCli {
+  /** Its stdout and stderr so far. */
+  output(): string;
+  /** SIGTERM, then waits for it to exit (it flushes what it buffered); its whole output. */
+  stop(): Promise<string>;
+}
+
+/**
+ * Runs `node <nodeFlags> main.js start --ephemeral --port 0` with `env` (added
+ * to, or as undefined removed from, the environment) until it has printed its
+ * admin token or exited. Killed after 30 s whatever happens.
+ */
+export async function startEphemeralCli(nodeFlags: string[], env: Record<string, string | undefined>): Promise<EphemeralCli> {
+  const child = spawn(process.execPath, [...nodeFlags, MAIN, 'start', '--ephemeral', '--port', '0'], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (out += c.toString()));
+  const exited = new Promise((r) => child.once('exit', r));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+  const stop = async () => {
+    child.kill('SIGTERM');
+    await exited;
+    clearTimeout(timer);
+    return out;
+  };
+  while (!/admin access token: \S+\n/.test(out) && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+  return { output: () => out, stop };
+}
+
 export function runGatehouse(args: string[], opts: CliOptions = {}): Promise<CliRun> {
   return runNode([MAIN, ...args], { ...opts, env: { GATEHOUSE_CONFIG: undefined, ...opts.env } });
 }
