@@ -23,10 +23,10 @@ export class GatehouseKoa extends Koa {
    */
   handleRequest(ctx: Koa.Context, fnMiddleware: Middleware): Promise<void> {
     ctx.res.statusCode = 404;
-    return fnMiddleware(ctx).then(
-      () => respond(ctx),
-      (err: unknown) => ctx.onerror(err as Error),
-    );
+    // As koa: an error thrown while responding (e.g. a body JSON cannot serialise) goes to onerror too.
+    return fnMiddleware(ctx)
+      .then(() => respond(ctx))
+      .catch((err: unknown) => ctx.onerror(err as Error));
   }
 }
 

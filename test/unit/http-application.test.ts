@@ -70,6 +70,7 @@ const cases: Case[] = [
       ctx.body = null;
     },
   },
+  { name: 'a body JSON cannot serialise', handler: (ctx) => (ctx.body = { n: 1n }) },
   {
     name: 'an exposed error',
     handler: (ctx) => {
